@@ -1,0 +1,122 @@
+"""The FastAPI application: routers of every domain, error handlers, and the lifespan that
+builds storage, the job worker and the knowledge index."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from yishi import __version__
+from yishi.core import jobs
+from yishi.core.config import Settings, get_settings
+from yishi.core.db import init_db
+from yishi.core.errors import YishiError
+
+log = logging.getLogger(__name__)
+
+# (module, attribute) of every router; a domain that is not installed is skipped with a warning.
+ROUTERS = (
+    "yishi.bot.channels.routes",
+    "yishi.bot.routes",
+    "yishi.knowledge.routes",
+    "yishi.moderation.routes",
+    "yishi.deliberation.routes",
+    "yishi.core.routes",
+    "yishi.web.routes",
+)
+
+
+def _warm_knowledge(settings: Settings) -> None:
+    try:
+        from yishi.knowledge import service as knowledge_service
+
+        knowledge_service.ensure_ready(settings)
+    except Exception:
+        log.exception("knowledge index not ready; answers fall back to staff hand-off")
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    init_db(settings)
+    huey = jobs.configure(settings)
+    consumer = None
+    if app.state.run_worker and not huey.immediate:
+        consumer = jobs.start_consumer(huey, workers=settings.worker_threads)
+    if app.state.warm_knowledge:
+        # The sample knowledge loads in the background so the webhook answers from the first second.
+        threading.Thread(target=_warm_knowledge, args=(settings,), daemon=True).start()
+    try:
+        yield
+    finally:
+        if consumer is not None:
+            consumer.stop(graceful=True)
+
+
+def create_app(
+    settings: Settings | None = None, *, run_worker: bool = True, warm_knowledge: bool = True
+) -> FastAPI:
+    """Build the application (settings default to the environment's)."""
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="Yishi 议事",
+        version=__version__,
+        description="社区议事助手：政策问答（附条文出处）、问题上报与分派、议题共识、内容审核。",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.run_worker = run_worker
+    app.state.warm_knowledge = warm_knowledge
+
+    @app.exception_handler(YishiError)
+    async def _domain_error(_request: Request, exc: YishiError) -> JSONResponse:
+        body: dict[str, Any] = {"error": exc.message}
+        if exc.hint:
+            body["hint"] = exc.hint
+        return JSONResponse(status_code=exc.status_code, content=body)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(
+            status_code=422,
+            content={"error": "请求内容不符合要求", "hint": "请检查字段后重试", "detail": exc.errors()},
+        )
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict[str, Any]:
+        """Liveness and the state of storage and jobs."""
+        from sqlalchemy import text
+
+        from yishi.core.db import get_engine
+
+        db_ok = True
+        try:
+            with get_engine(settings).connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception:
+            db_ok = False
+        return {
+            "status": "ok" if db_ok else "degraded",
+            "database": "ok" if db_ok else "unavailable",
+            "engine": "llm" if settings.llm_enabled else "offline",
+            "version": __version__,
+        }
+
+    for module_name in ROUTERS:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            log.warning("router %s is not available", module_name)
+            continue
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,212 @@
+"""WeChat webhooks: `/wechat/mp` (Official Account) and `/wechat/work` (WeCom app).
+
+Thin: read the body within the size limit, let the channel verify / decrypt / parse, hand the
+message to the pipeline (stored before we answer), then answer `success` or a passive reply.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import threading
+from dataclasses import dataclass
+
+from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from yishi.bot.channels.crypto import BodyTooLarge, ChannelRejected
+from yishi.bot.channels.wechat_mp import OfficialAccount, Opened
+from yishi.bot.channels.wecom import WeComApp
+from yishi.bot.schemas import Accepted, IncomingMessage
+from yishi.core import clock
+from yishi.core.config import Settings, get_settings
+from yishi.core.db import session_scope
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(tags=["wechat"])
+
+PASSIVE_WAIT_S = 4.5  # WeChat gives up after 5 s and retries; answer before that
+
+
+@dataclass(frozen=True)
+class Channels:
+    """The channel objects (with their ciphers) built once for one Settings object."""
+
+    settings: Settings
+    mp: OfficialAccount | None
+    wecom: WeComApp | None
+
+
+_cache: Channels | None = None
+_cache_lock = threading.Lock()
+
+
+def channels_for(settings: Settings) -> Channels:
+    """The channels for `settings`, rebuilt only when the Settings object changes."""
+    global _cache
+    cached = _cache
+    if cached is not None and cached.settings is settings:
+        return cached
+    with _cache_lock:
+        built = Channels(
+            settings=settings,
+            mp=OfficialAccount.from_settings(settings),
+            wecom=WeComApp.from_settings(settings),
+        )
+        _cache = built
+        return built
+
+
+def _settings(request: Request) -> Settings:
+    # The app may carry its own Settings (tests, embedded runs); otherwise the process-wide one.
+    settings = getattr(request.app.state, "settings", None)
+    return settings if isinstance(settings, Settings) else get_settings()
+
+
+def _text(body: str, status_code: int = 200) -> PlainTextResponse:
+    return PlainTextResponse(body, status_code=status_code)
+
+
+def _rejected(exc: ChannelRejected, channel: str) -> PlainTextResponse:
+    log.warning("%s webhook refused (%s): %s", channel, exc.status_code, exc)
+    return _text(
+        {403: "forbidden", 413: "request body too large"}.get(exc.status_code, "bad request"),
+        exc.status_code,
+    )
+
+
+def _not_configured(channel: str) -> PlainTextResponse:
+    log.warning("%s webhook called but the channel is not configured", channel)
+    return _text("channel not configured", 404)
+
+
+async def read_body_limited(request: Request, limit: int) -> bytes:
+    """The request body, refusing (without reading it all) anything over `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        raise BodyTooLarge(f"Content-Length {declared} over {limit}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(f"body over {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _accept_sync(settings: Settings, msg: IncomingMessage) -> Accepted:
+    from yishi.bot import pipeline
+
+    with session_scope(settings) as session:
+        return pipeline.accept(session=session, msg=msg)
+
+
+async def _passive_reply(accepted: Accepted, msg: IncomingMessage) -> str | None:
+    from yishi.bot import pipeline
+
+    func = pipeline.passive_reply
+    kwargs = {"inbound_id": accepted.inbound_id, "sender": msg.sender, "wait_s": PASSIVE_WAIT_S}
+    if inspect.iscoroutinefunction(func):
+        return await func(**kwargs)
+    return await run_in_threadpool(func, **kwargs)
+
+
+async def _receive(
+    request: Request,
+    channel: OfficialAccount | WeComApp,
+    settings: Settings,
+    *,
+    passive: bool,
+    empty_ack: str,
+) -> Response:
+    try:
+        body = await read_body_limited(request, settings.max_body_bytes)
+        opened: Opened = channel.open(
+            query=request.query_params, body=body, now=clock.timestamp()
+        )
+    except ChannelRejected as exc:
+        return _rejected(exc, channel.channel)
+    accepted = await run_in_threadpool(_accept_sync, settings, opened.msg)
+    if not passive:
+        return _text(empty_ack)
+    reply = await _passive_reply(accepted, opened.msg)
+    if not reply:
+        return _text(empty_ack)
+    return Response(
+        channel.reply(opened, reply, now=clock.timestamp()), media_type="application/xml"
+    )
+
+
+@router.get("/wechat/mp", response_class=PlainTextResponse)
+async def wechat_mp_verify(
+    request: Request,
+    signature: str = "",
+    timestamp: str = "",
+    nonce: str = "",
+    echostr: str = "",
+) -> Response:
+    """Official Account server-URL check: echoes `echostr` when the signature is right."""
+    mp = channels_for(_settings(request)).mp
+    if mp is None:
+        return _not_configured("wechat_mp")
+    try:
+        return _text(
+            mp.verify_url(
+                signature=signature,
+                timestamp=timestamp,
+                nonce=nonce,
+                echostr=echostr,
+                now=clock.timestamp(),
+            )
+        )
+    except ChannelRejected as exc:
+        return _rejected(exc, "wechat_mp")
+
+
+@router.post("/wechat/mp", response_class=PlainTextResponse)
+async def wechat_mp_receive(request: Request) -> Response:
+    """Official Account messages and events (plaintext, compatible or safe mode)."""
+    settings = _settings(request)
+    mp = channels_for(settings).mp
+    if mp is None:
+        return _not_configured("wechat_mp")
+    return await _receive(request, mp, settings, passive=mp.passive, empty_ack="success")
+
+
+@router.get("/wechat/work", response_class=PlainTextResponse)
+async def wechat_work_verify(
+    request: Request,
+    msg_signature: str = "",
+    timestamp: str = "",
+    nonce: str = "",
+    echostr: str = "",
+) -> Response:
+    """WeCom callback-URL check: answers the decrypted `echostr`."""
+    wecom = channels_for(_settings(request)).wecom
+    if wecom is None:
+        return _not_configured("wecom")
+    try:
+        return _text(
+            wecom.verify_url(
+                msg_signature=msg_signature,
+                timestamp=timestamp,
+                nonce=nonce,
+                echostr=echostr,
+                now=clock.timestamp(),
+            )
+        )
+    except ChannelRejected as exc:
+        return _rejected(exc, "wecom")
+
+
+@router.post("/wechat/work", response_class=PlainTextResponse)
+async def wechat_work_receive(request: Request) -> Response:
+    """WeCom app messages and events (always encrypted); replies go out through the app API."""
+    settings = _settings(request)
+    wecom = channels_for(settings).wecom
+    if wecom is None:
+        return _not_configured("wecom")
+    return await _receive(request, wecom, settings, passive=False, empty_ack="")

@@ -1,0 +1,342 @@
+"""Intent routing and issue field extraction by rules: what a resident wants, and where / what /
+how urgent when they report a problem."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+
+INTENTS = ("question", "report", "status", "discussion", "vote", "command", "chat")
+
+_CN_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6,
+              "七": 7, "八": 8, "九": 9, "幺": 1}
+_CN_NUM = "零〇一二两三四五六七八九十百幺"
+
+
+def cn_to_int(token: str) -> int | None:
+    """'12', '十二', '二十三', '五零一', '一百零二' → int; None if not a number."""
+    token = token.strip()
+    if not token:
+        return None
+    if token.isdigit():
+        return int(token)
+    if all(ch in _CN_DIGITS for ch in token):  # digit by digit: 五零一 → 501
+        return int("".join(str(_CN_DIGITS[ch]) for ch in token))
+    total, current = 0, 0
+    for ch in token:
+        if ch in _CN_DIGITS:
+            current = _CN_DIGITS[ch]
+        elif ch == "十":
+            total += (current or 1) * 10
+            current = 0
+        elif ch == "百":
+            total += (current or 1) * 100
+            current = 0
+        else:
+            return None
+    return total + current
+
+
+def normalise(text: str) -> str:
+    """NFKC (full-width digits and letters to ASCII), lower case, spaces removed."""
+    text = unicodedata.normalize("NFKC", text or "")
+    return re.sub(r"\s+", "", text).lower()
+
+
+# ---------------------------------------------------------------- location
+_NUM = rf"(\d+|[{_CN_NUM}]+)"
+_BUILDING = re.compile(_NUM + r"(?:号楼|栋楼|栋|幢|号|座|楼(?=\d|[{0}]+单元))".format(_CN_NUM))
+_UNIT = re.compile(_NUM + r"单元")
+_ROOM = re.compile(r"(\d{3,4})(?:室|号|房)?")
+_ROOM_CN = re.compile(rf"([{_CN_NUM}]{{3,4}})(?:室|号|房)")
+_FLOOR = re.compile(_NUM + r"(?:楼|层)(?!道|下|上|梯)")
+_AREAS = (
+    "地下车库", "地下室", "地库", "车库", "停车场", "小区东门", "小区西门", "小区南门", "小区北门",
+    "东门", "西门", "南门", "北门", "正门", "大门", "后门", "门口", "中心花园", "花园", "广场",
+    "健身区", "儿童乐园", "游乐场", "篮球场", "垃圾站", "垃圾房", "快递柜", "活动室", "物业办公室",
+    "小区路", "主干道", "消防通道",
+)
+# Places inside a building: a location only together with the building they are in.
+_BUILDING_AREAS = ("楼道", "电梯间", "电梯", "楼梯间", "楼梯", "楼顶", "天台", "门厅", "大堂", "地下室")
+
+
+def extract_location(text: str) -> str | None:
+    """A normalised location like '3栋2单元501', '5栋', '地下车库', or None."""
+    t = normalise(text)
+    building = _BUILDING.search(t)
+    parts: list[str] = []
+    tail_from = 0
+    if building:
+        num = cn_to_int(building.group(1))
+        if num is not None and num < 200:
+            parts.append(f"{num}栋")
+            tail_from = building.end()
+    unit = _UNIT.search(t, tail_from)
+    if unit and (not parts or unit.start() - tail_from <= 2):
+        num = cn_to_int(unit.group(1))
+        if num is not None and num < 50:
+            parts.append(f"{num}单元")
+            tail_from = unit.end()
+    if parts:
+        rest = t[tail_from:tail_from + 8]
+        room = _ROOM.match(rest) or _ROOM_CN.match(rest)
+        if room:
+            num = cn_to_int(room.group(1))
+            if num is not None:
+                parts.append(str(num))
+        else:
+            floor = _FLOOR.match(rest)
+            if floor:
+                num = cn_to_int(floor.group(1))
+                if num is not None and num < 60:
+                    parts.append(f"{num}楼")
+        inner = next((a for a in _BUILDING_AREAS if a in t[tail_from:]), None)
+        if inner and not parts[-1][-1].isdigit():
+            parts.append(inner)
+        return "".join(parts)
+    return _area(t)
+
+
+def _area(t: str) -> str | None:
+    for name in _AREAS:
+        if name in t:
+            return name
+    return None
+
+
+# ---------------------------------------------------------------- category and urgency
+# Order matters: the first category with a matching word wins, so specific ones come first.
+_CATEGORY_WORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("fire_safety", ("消防", "灭火器", "消火栓", "飞线", "楼道充电", "电动车充电", "电瓶车充电",
+                     "堵塞通道", "通道堵", "着火", "起火", "冒烟", "烧焦", "火灾", "煤气", "燃气")),
+    ("elderly_care", ("独居老人", "老人摔", "老人晕", "老人没人管", "孤寡", "空巢")),
+    ("illegal_construction", ("违建", "违章", "私搭", "乱搭", "搭建", "加盖", "封阳台", "拆承重")),
+    ("noise", ("噪音", "噪声", "太吵", "很吵", "好吵", "吵死", "吵得", "扰民", "广场舞", "半夜装修",
+               "夜里装修", "电钻", "砸墙", "音响", "吵闹", "闹腾", "鬼叫")),
+    ("pets", ("狗", "猫", "宠物", "遛狗", "狗屎", "狗粪", "犬")),
+    ("garbage", ("垃圾", "分类", "垃圾桶", "清运", "堆物", "杂物", "建筑垃圾")),
+    ("parking", ("停车", "车位", "乱停", "占道", "挡路", "堵门", "僵尸车", "充电桩", "道闸", "停车费")),
+    ("greenery", ("绿化", "树", "草坪", "花草", "修剪", "树枝", "枯枝")),
+    ("security", ("门禁", "监控", "保安", "小偷", "被盗", "偷", "陌生人", "可疑", "门岗", "巡逻",
+                  "高空抛物", "扔东西")),
+    ("cleaning", ("卫生", "脏", "打扫", "保洁", "异味", "臭", "老鼠", "蟑螂", "蚊子", "积水")),
+    ("fees", ("物业费", "收费", "乱收费", "公摊", "维修基金", "水电费", "账目", "公示")),
+    ("neighbour_dispute", ("邻居", "楼上", "楼下", "对门", "隔壁", "吵架", "纠纷", "矛盾")),
+    ("repairs", ("坏", "灯", "不亮", "漏水", "渗水", "水管", "堵了", "堵住", "下水道", "电梯",
+                 "停电", "停水", "没水", "没电", "跳闸", "破损", "裂", "掉", "维修", "修", "脱落",
+                 "松动", "窨井", "井盖", "路面", "墙皮", "水压", "屋顶", "防水")),
+)
+
+_URGENT = ("着火", "起火", "火灾", "冒烟", "烧焦", "煤气味", "燃气味", "漏气", "漏电", "触电", "困人",
+           "被困", "关在电梯", "卡在电梯", "救命", "紧急", "危险", "快来人", "晕倒", "摔倒", "爆管",
+           "水漫", "淹了", "塌了", "坍塌", "砸到人", "井盖没了", "十万火急")
+_HIGH = ("一周", "一个星期", "好几天", "几天了", "半个月", "一个月", "很久", "好久", "老是", "总是",
+         "又坏", "又", "反复", "天天", "每天", "一直", "孩子", "老人", "摔", "安全隐患", "隐患",
+         "马上", "尽快", "赶紧", "急")
+_LOW = ("不急", "有空", "方便的时候", "建议", "顺便")
+
+
+def extract_category(text: str) -> str | None:
+    """One of deliberation's category values ('repairs', 'noise', ...) or None."""
+    t = normalise(text)
+    for category, words in _CATEGORY_WORDS:
+        if any(w in t for w in words):
+            return category
+    return None
+
+
+def extract_urgency(text: str) -> str:
+    """'urgent' | 'high' | 'normal' | 'low' from the wording."""
+    t = normalise(text)
+    if any(w in t for w in _URGENT):
+        return "urgent"
+    if any(w in t for w in _LOW) and not any(w in t for w in ("急", "马上")):
+        return "low"
+    if any(w in t for w in _HIGH):
+        return "high"
+    return "normal"
+
+
+# ---------------------------------------------------------------- intents
+@dataclass
+class IssueFields:
+    category: str | None = None
+    location: str | None = None
+    urgency: str = "normal"
+
+
+@dataclass
+class Intent:
+    """The routed intent with what the rules pulled out of the text."""
+
+    name: str
+    command: str | None = None  # help | my_issues | threads | clear | handoff | summarise
+    fields: IssueFields = field(default_factory=IssueFields)
+    number: int | None = None  # statement id for votes, issue id for status, thread id for posts
+    vote_value: str | None = None  # agree | disagree | pass
+    topic: str | None = None  # summarise / discussion topic
+    confidence: float = 1.0
+
+
+_HELP = ("帮助", "help", "菜单", "功能", "怎么用", "能干什么", "能做什么", "你会什么", "使用说明", "?", "？")
+_CLEAR = ("清除记录", "清空记录", "删除记录", "清除聊天记录", "清除对话", "忘掉我说的", "清除历史")
+_HANDOFF = ("转人工", "人工客服", "人工服务", "找人工", "真人", "找工作人员", "叫工作人员", "找物业的人",
+            "找居委会的人", "要人工")
+_THREADS = ("议题", "有哪些议题", "议题列表", "讨论列表", "有什么讨论", "在讨论什么", "最近讨论")
+_MY_ISSUES = ("我的问题", "我的报修", "我的反映", "我的投诉", "我反映的", "我报的", "我提的",
+              "我的工单", "我报修的")
+
+_VOTE = re.compile(
+    rf"^(?:我)?(同意|赞成|支持|赞同|反对|不同意|不赞成|不支持|跳过|弃权|pass)"
+    rf"(?:第)?(?:观点|条|号|#|编号|意见|陈述)?[:：#]?(\d+|[{_CN_NUM}]+)(?:号|条)?[。.!！]*$"
+)
+_VOTE_SUFFIX = re.compile(
+    rf"^(?:第)?(\d+|[{_CN_NUM}]+)(?:号|条)?(?:观点|意见)?[,，:：]?(?:我)?"
+    r"(同意|赞成|支持|反对|不同意|跳过|弃权)[。.!！]*$"
+)
+_VOTE_VALUE = {"同意": "agree", "赞成": "agree", "支持": "agree", "赞同": "agree", "反对": "disagree",
+               "不同意": "disagree", "不赞成": "disagree", "不支持": "disagree", "跳过": "pass",
+               "弃权": "pass", "pass": "pass"}
+
+_SUMMARISE = re.compile(r"(?:总结|汇总|归纳|概括|梳理)(?:一下|下)?(.*?)(?:的)?(?:讨论|议题|意见|观点|共识)")
+_SUMMARISE_ALT = re.compile(r"(.+?)(?:的)?(?:讨论|议题)(?:情况|结果)?(?:总结|汇总|归纳)")
+
+_STATUS = ("到哪一步", "到哪步", "进度", "处理了吗", "处理得怎么样", "处理好了吗", "修好了吗", "修了没",
+           "有人管吗", "有没有人管", "怎么还没", "怎么还不", "咋还没", "还没修", "还没人", "有结果了吗",
+           "有回复吗", "什么时候修", "啥时候修", "什么时候能修", "结果怎么样", "状态", "查一下我",
+           "跟进", "有下文", "处理到哪", "办得怎么样", "弄好没", "搞好没", "修没修", "进展")
+_ISSUE_REF = re.compile(r"(?:工单|报修|问题|编号|单号)\s*[#号]?\s*(\d+)|#(\d+)|(\d+)号(?:工单|报修|问题)")
+
+_OPINION = ("我觉得", "我认为", "我建议", "我的意见", "我的看法", "我的观点", "我支持", "我反对",
+            "我不同意", "我同意", "依我看", "要我说", "俺觉得", "我看呀", "我倒觉得", "个人觉得",
+            "个人认为", "建议大家", "大家觉得", "我赞成")
+_THREAD_REF = re.compile(rf"议题\s*(?:#|第)?(\d+|[{_CN_NUM}]+)(?:号)?[:：,，\s]?")
+
+_QUESTION_MARKERS = ("吗", "么", "嘛", "怎么", "怎样", "如何", "多少", "几", "能不能", "可不可以", "可以",
+                     "是否", "需不需要", "要不要", "需要", "什么", "啥", "哪", "谁", "为什么", "为啥",
+                     "咋", "有没有", "规定", "依据", "法律", "条例", "办法", "政策", "流程", "手续",
+                     "该不该", "应该", "算不算", "合法", "违法", "允许", "?", "？", "请问", "咨询",
+                     "想问", "问一下", "问下")
+_POLICY_WORDS = ("业主大会", "业委会", "业主委员会", "物业费", "维修资金", "维修基金", "专项维修",
+                 "加装电梯", "表决", "投票", "同意", "共有部分", "物业服务", "物业合同", "选聘",
+                 "解聘", "公共收益", "车位", "停车位", "装修", "规约", "管理规约", "居委会", "网格",
+                 "垃圾分类", "充电", "租", "产权", "公示", "民法典", "条例", "规定", "法")
+_PROBLEM_WORDS = ("坏了", "坏掉", "不亮", "不灵", "漏水", "渗水", "堵了", "堵住", "没人管", "没人修",
+                  "报修", "投诉", "反映", "乱停", "乱扔", "乱堆", "太吵", "好吵", "很吵", "吵死",
+                  "臭", "脏", "有老鼠", "停电", "停水", "没水", "没电", "着火", "冒烟", "起火", "困人",
+                  "被困", "破了", "裂了", "掉了", "脱落", "松动", "不能用", "用不了", "不好使", "失灵",
+                  "不工作", "不运行", "关不上", "打不开", "占了", "堵着", "挡着", "噪音", "扰民",
+                  "漏电", "漏气", "煤气味", "积水", "异味", "没人扫", "不打扫", "飞线", "私搭",
+                  "违建", "狗屎", "叫个不停", "砸墙", "坏", "修一下", "来修", "快修", "麻烦修",
+                  "修修", "处理一下", "管管", "管一管", "不像话", "危险", "隐患", "高空抛物",
+                  "电梯停", "卡住", "损坏", "破损", "没有灯", "黑乎乎", "黑漆漆", "摔")
+_GREETING = ("你好", "您好", "在吗", "hello", "hi", "嗨", "早上好", "晚上好", "下午好", "谢谢",
+             "多谢", "感谢", "辛苦", "好的", "知道了", "明白", "收到", "再见", "拜拜", "ok", "嗯",
+             "哦", "好滴", "中", "要得", "晓得了", "谢了", "👍")
+
+
+def _any(t: str, words: tuple[str, ...]) -> bool:
+    return any(w in t for w in words)
+
+
+def parse_vote(text: str) -> tuple[str, int] | None:
+    """'同意 3', '反对#12', '第3条 我同意', '跳过三' → (value, statement id)."""
+    t = normalise(text).rstrip("。.!！")
+    m = _VOTE.match(t)
+    if m:
+        num = cn_to_int(m.group(2))
+        return (_VOTE_VALUE[m.group(1)], num) if num is not None else None
+    m = _VOTE_SUFFIX.match(t)
+    if m:
+        num = cn_to_int(m.group(1))
+        return (_VOTE_VALUE[m.group(2)], num) if num is not None else None
+    return None
+
+
+def parse_summarise(text: str) -> str | None:
+    """The topic of '总结一下停车收费的讨论' ('停车收费'), '' if no topic, None if not asked."""
+    t = normalise(text)
+    m = _SUMMARISE.search(t) or _SUMMARISE_ALT.search(t)
+    if not m:
+        return None
+    topic = re.sub(r"^(?:一下|下|关于|有关|大家对|大家关于|对)", "", m.group(1) or "")
+    topic = re.sub(r"(?:的|大家|各方)$", "", topic).strip("，,:：")
+    return topic
+
+
+def parse_issue_ref(text: str) -> int | None:
+    """An issue number in '报修12', '工单#3', '#7'."""
+    m = _ISSUE_REF.search(normalise(text))
+    if not m:
+        return None
+    return int(next(g for g in m.groups() if g))
+
+
+def parse_thread_ref(text: str) -> int | None:
+    """A thread number in '议题2：…'."""
+    m = _THREAD_REF.search(normalise(text))
+    return cn_to_int(m.group(1)) if m else None
+
+
+def classify(text: str) -> Intent:
+    """Route one message to an intent, with issue fields and numbers pulled out."""
+    t = normalise(text)
+    stripped = t.strip("。.!！~～,，")
+    fields = IssueFields(
+        category=extract_category(text), location=extract_location(text),
+        urgency=extract_urgency(text),
+    )
+
+    # Exact commands first: short, unambiguous words residents are told to send.
+    if stripped in _HELP or (len(stripped) <= 6 and _any(stripped, _HELP[:7])):
+        return Intent("command", command="help", fields=fields)
+    if _any(t, _CLEAR):
+        return Intent("command", command="clear", fields=fields)
+    if _any(t, _HANDOFF):
+        return Intent("command", command="handoff", fields=fields)
+    vote = parse_vote(text)
+    if vote:
+        return Intent("vote", number=vote[1], vote_value=vote[0], fields=fields)
+    topic = parse_summarise(text)
+    if topic is not None:
+        return Intent("discussion", command="summarise", topic=topic, fields=fields)
+    if stripped in _THREADS or (len(stripped) <= 8 and _any(stripped, _THREADS[1:])):
+        return Intent("command", command="threads", fields=fields)
+    if stripped in _MY_ISSUES or (len(stripped) <= 8 and _any(stripped, _MY_ISSUES)):
+        return Intent("command", command="my_issues", fields=fields)
+
+    issue_ref = parse_issue_ref(text)
+    if _any(t, _STATUS) and (issue_ref is not None or _any(t, _MY_ISSUES) or _mentions_own_report(t)):
+        return Intent("status", number=issue_ref, fields=fields)
+
+    thread_ref = parse_thread_ref(text)
+    if thread_ref is not None and len(t) > 5:
+        return Intent("discussion", number=thread_ref, fields=fields)
+    if _any(t, _OPINION) and not _any(t, _PROBLEM_WORDS[:20]):
+        return Intent("discussion", fields=fields, confidence=0.7)
+
+    problem = _any(t, _PROBLEM_WORDS)
+    question = _any(t, _QUESTION_MARKERS)
+    policy = _any(t, _POLICY_WORDS)
+    if problem and question and not fields.location:
+        # "电梯坏了怎么办" with no place reads as a question about the rules... unless it is
+        # plainly a complaint about now ("又坏了吗").
+        if policy or _any(t, ("怎么办", "找谁", "谁负责", "谁管", "该找", "归谁")):
+            return Intent("question", fields=fields, confidence=0.6)
+    if problem and (fields.location or fields.category or not question):
+        return Intent("report", fields=fields, confidence=0.8 if fields.location else 0.7)
+    if _any(t, _STATUS) and not policy:
+        return Intent("status", number=issue_ref, fields=fields, confidence=0.6)
+    if question or policy:
+        if len(stripped) <= 4 and _any(stripped, _GREETING):
+            return Intent("chat", fields=fields)
+        return Intent("question", fields=fields, confidence=0.8 if policy else 0.6)
+    if fields.category and fields.location:
+        return Intent("report", fields=fields, confidence=0.6)
+    return Intent("chat", fields=fields, confidence=0.5)
+
+
+def _mentions_own_report(t: str) -> bool:
+    return _any(t, ("我报", "我反映", "我投诉", "我提", "我说的", "上次", "之前", "前几天", "那个",
+                    "我家", "报修", "工单", "修好", "修了"))

@@ -1,0 +1,49 @@
+"""Messages to residents through the channel they came from (replies, notices, updates)."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlmodel import Session
+
+from yishi.bot.models import OutboundMessage, OutboundStatus
+
+log = logging.getLogger(__name__)
+
+# Channels that have no push path: the reply is read back by the caller (web simulator, CLI).
+LOCAL_CHANNELS = {"web", "cli"}
+
+
+def channel_of(user_id: str) -> str:
+    """The channel part of a `<channel>:<sender>` user id."""
+    return user_id.split(":", 1)[0] if ":" in user_id else "web"
+
+
+def queue(
+    *, session: Session, user_id: str, text: str, kind: str, inbound_id: int | None = None
+) -> OutboundMessage:
+    """Store an outbound message (not yet sent) and return it."""
+    channel = channel_of(user_id)
+    row = OutboundMessage(
+        inbound_id=inbound_id, channel=channel, user_id=user_id, kind=kind, text=text
+    )
+    if channel in LOCAL_CHANNELS:
+        row.status = OutboundStatus.sent  # delivered by being read back
+    session.add(row)
+    session.flush()
+    return row
+
+
+def notify(*, session: Session, user_id: str, text: str) -> OutboundMessage:
+    """Queue a message to a resident (issue updates etc.); it is sent after the session commits."""
+    from yishi.core import jobs
+
+    row = queue(session=session, user_id=user_id, text=text, kind="notify")
+    session.commit()
+    if row.status == OutboundStatus.pending:
+        try:
+            jobs.enqueue("bot.deliver_outbound", row.id)
+        except RuntimeError:
+            # Jobs are not configured in this process (e.g. a CLI tool): the sweep sends it.
+            log.info("outbound %s queued for the next sweep", row.id)
+    return row

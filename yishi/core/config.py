@@ -1,0 +1,128 @@
+"""Settings: one `Settings` object read from `YISHI_*` environment variables (and `.env`)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = {"changeme", "change-me", "secret", "your-secret", "xxx"}
+
+
+class ReplyMode(StrEnum):
+    push = "push"  # ack at once, answer through the customer-service API (verified accounts)
+    passive = "passive"  # hold the request across WeChat's retries, answer in the HTTP body
+
+
+class Settings(BaseSettings):
+    """All of Yishi's configuration. Built once per process by `get_settings()`."""
+
+    model_config = SettingsConfigDict(env_prefix="YISHI_", env_file=".env", extra="ignore")
+
+    environment: str = "development"  # development | production
+    data_dir: Path = Path("./var")
+    database_url: str | None = None  # default: sqlite:///<data_dir>/yishi.db
+    redis_url: str | None = None
+    log_level: str = "INFO"
+    community_name: str = "幸福里社区"
+
+    # Jobs
+    jobs_immediate: bool = False  # run jobs synchronously in the caller (tests, `yishi chat`)
+    worker_threads: int = 2
+
+    # Knowledge
+    chroma_url: str | None = None  # http://host:port for a Chroma server; default embedded
+    knowledge_dir: Path | None = None  # extra documents loaded on first run
+    load_sample_knowledge: bool = True
+
+    # Moderation
+    moderation_lexicon_paths: list[Path] = Field(default_factory=list)  # weak external lexicons
+    moderation_policy_path: Path | None = None  # per-community thresholds (TOML/JSON)
+
+    # Deliberation
+    responsibility_path: Path | None = None  # responsibility list override (TOML/JSON)
+
+    # WeChat Official Account
+    wechat_token: SecretStr | None = None
+    wechat_aes_key: SecretStr | None = None
+    wechat_aes_key_previous: SecretStr | None = None
+    wechat_app_id: str | None = None
+    wechat_app_secret: SecretStr | None = None
+    wechat_api_base_url: str = "https://api.weixin.qq.com/cgi-bin/"
+    wechat_reply_mode: ReplyMode = ReplyMode.push
+    wechat_timestamp_tolerance: int = 300  # seconds; older (or future) timestamps are refused
+
+    # WeCom (企业微信) app and group robot
+    wecom_token: SecretStr | None = None
+    wecom_aes_key: SecretStr | None = None
+    wecom_aes_key_previous: SecretStr | None = None
+    wecom_corp_id: str | None = None
+    wecom_agent_id: str | None = None
+    wecom_secret: SecretStr | None = None
+    wecom_api_base_url: str = "https://qyapi.weixin.qq.com/cgi-bin/"
+    wecom_robot_webhook_url: str | None = None  # group robot: full webhook URL with key
+
+    # LLM (any OpenAI-compatible endpoint)
+    llm_base_url: str | None = None
+    llm_model: str | None = None
+    llm_api_key: SecretStr | None = None
+    llm_timeout: float = 20.0
+    llm_max_retries: int = 1
+
+    # Conversation memory
+    memory_turns: int = 8
+    memory_retention_days: int = 90
+
+    # Admin bootstrap token (optional): a bearer token with the admin role
+    admin_token: SecretStr | None = None
+
+    max_body_bytes: int = 64 * 1024
+
+    # The resident chat simulator at /chat (default: on in development, off in production);
+    # it only serves clients on this machine.
+    simulator: bool | None = None
+
+    @property
+    def simulator_enabled(self) -> bool:
+        return self.simulator if self.simulator is not None else self.environment != "production"
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secrets(self) -> Settings:
+        if self.environment != "production":
+            return self
+        for name in ("wechat_token", "wechat_app_secret", "wecom_secret", "admin_token"):
+            value = getattr(self, name)
+            if value is not None and value.get_secret_value().lower() in PLACEHOLDER_SECRETS:
+                raise ValueError(f"YISHI_{name.upper()} is a placeholder; set a real secret")
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'yishi.db').resolve()}"
+
+    @property
+    def llm_enabled(self) -> bool:
+        return bool(self.llm_base_url and self.llm_model)
+
+    @property
+    def wechat_enabled(self) -> bool:
+        return self.wechat_token is not None
+
+    @property
+    def wecom_enabled(self) -> bool:
+        return self.wecom_token is not None and self.wecom_aes_key is not None
+
+    def ensure_data_dir(self) -> Path:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        return self.data_dir
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (cached; tests call `get_settings.cache_clear()`)."""
+    return Settings()

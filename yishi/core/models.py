@@ -1,0 +1,57 @@
+"""Core tables: users with roles, their API tokens, and a small shared cache with leases."""
+
+from __future__ import annotations
+
+from pydantic import NaiveDatetime
+from enum import StrEnum
+
+from sqlmodel import Field, SQLModel
+
+from yishi.core.clock import utcnow
+
+
+class Role(StrEnum):
+    resident = "resident"
+    moderator = "moderator"
+    staff = "staff"
+    admin = "admin"
+
+
+class UserBase(SQLModel):
+    name: str = Field(max_length=100)
+    role: Role = Field(default=Role.resident)
+    # Channel identity: "wechat_mp:<OpenID>", "wecom:<UserID>", "web:<id>", "cli:<id>"
+    external_id: str | None = Field(default=None, max_length=200, unique=True, index=True)
+
+
+class User(UserBase, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    created_at: NaiveDatetime = Field(default_factory=utcnow)
+    active: bool = True
+
+
+class UserRead(UserBase):
+    id: int
+    created_at: NaiveDatetime
+    active: bool
+
+
+class ApiToken(SQLModel, table=True):
+    """A bearer token (only its SHA-256 is stored) bound to a user and so to a role."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", index=True)
+    token_sha256: str = Field(max_length=64, unique=True, index=True)
+    label: str = Field(default="", max_length=100)
+    created_at: NaiveDatetime = Field(default_factory=utcnow)
+    revoked: bool = False
+
+
+class CacheEntry(SQLModel, table=True):
+    """Shared key/value with expiry and a lease: the access_token cache and its refresh lock."""
+
+    key: str = Field(primary_key=True, max_length=200)
+    value: str = Field(default="")
+    expires_at: NaiveDatetime | None = None
+    lease_owner: str | None = Field(default=None, max_length=100)
+    lease_until: NaiveDatetime | None = None

@@ -1,0 +1,51 @@
+"""Users and tokens (admin), and who-am-I for any authenticated caller."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from fastapi import APIRouter
+
+from yishi.core import auth as auth_service
+from yishi.core.deps import AdminActor, CurrentUser, SessionDep
+from yishi.core.models import Role, UserRead
+
+router = APIRouter(prefix="/api/users", tags=["users"])
+
+
+class UserCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+    role: Role = Role.resident
+    external_id: str | None = Field(default=None, max_length=200)
+
+
+class TokenIssued(BaseModel):
+    user_id: int
+    token: str
+
+
+@router.get("/me", response_model=UserRead)
+def me(user: CurrentUser) -> UserRead:
+    """The user behind the bearer token."""
+    return UserRead.model_validate(user, from_attributes=True)
+
+
+@router.get("", response_model=list[UserRead])
+def list_users(session: SessionDep, _admin: AdminActor) -> list[UserRead]:
+    """All users (admin)."""
+    return [UserRead.model_validate(u, from_attributes=True) for u in auth_service.get_all(session=session)]
+
+
+@router.post("", response_model=UserRead, status_code=201)
+def create_user(body: UserCreate, session: SessionDep, _admin: AdminActor) -> UserRead:
+    """Create a user with a role; `external_id` binds a WeChat OpenID (`wechat_mp:<openid>`)."""
+    user = auth_service.create(
+        session=session, name=body.name, role=body.role, external_id=body.external_id
+    )
+    return UserRead.model_validate(user, from_attributes=True)
+
+
+@router.post("/{user_id}/tokens", response_model=TokenIssued, status_code=201)
+def issue_token(user_id: int, session: SessionDep, _admin: AdminActor) -> TokenIssued:
+    """Issue a new bearer token for a user (shown once)."""
+    return TokenIssued(user_id=user_id, token=auth_service.issue_token(session=session, user_id=user_id))

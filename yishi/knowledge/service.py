@@ -1,0 +1,409 @@
+"""Knowledge service: ingest documents, hybrid search with citations, and the offline answer."""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import inspect
+from sqlmodel import Session, select
+
+from yishi.core.clock import utcnow
+from yishi.core.config import Settings, get_settings
+from yishi.core.db import get_engine, session_scope
+from yishi.core.errors import Invalid, NotFound
+from yishi.knowledge.chunking import chunk_document, cite
+from yishi.knowledge.index import Candidate, KnowledgeIndex, tokenize
+from yishi.knowledge.loaders import (
+    CITIES,
+    LoadedDocument,
+    LoaderError,
+    iter_files,
+    load_bytes,
+    load_file,
+)
+from yishi.knowledge.models import Document
+from yishi.knowledge.schemas import Citation, FileResult, Hit, IngestReport, KnowledgeAnswer
+
+log = logging.getLogger(__name__)
+
+SAMPLES_DIR = Path(__file__).resolve().parent / "samples"
+MAX_QUERY_CHARS = 300
+# An answer is offered only when the best passage is this close to the question (e5 cosine);
+# below it Yishi says it does not know rather than quote something loosely related.
+CONFIDENT_SIMILARITY = 0.84
+CONFIDENT_WITH_KEYWORDS = 0.81
+ANSWER_MAX_CHARS = 420
+
+# Everyday words residents use, mapped to the terms regulations use. General vocabulary of
+# community governance; appended to the query, never replacing what the resident wrote.
+COLLOQUIAL_TERMS: tuple[tuple[str, str], ...] = (
+    ("业委会", "业主委员会"),
+    ("维修基金", "专项维修资金"),
+    ("大修基金", "专项维修资金"),
+    ("公维金", "专项维修资金"),
+    ("物业公司", "物业服务企业"),
+    ("换物业", "选聘 解聘 物业服务企业"),
+    ("物业费", "物业服务费用"),
+    ("居委", "居民委员会"),
+    ("狗", "犬只 养犬"),
+    ("遛狗", "携犬出户"),
+    ("扔东西", "抛掷物品"),
+    ("往下扔", "高空抛物 抛掷物品"),
+    ("高空抛物", "从建筑物中抛掷物品"),
+    ("噪音", "噪声"),
+    ("吵", "噪声"),
+    ("扰民", "噪声 干扰他人正常生活"),
+    ("装修", "装饰装修"),
+    ("违建", "违法建设"),
+    ("违章", "违法建设"),
+    ("搭建", "违法搭建"),
+    ("加装电梯", "增设电梯"),
+    ("装电梯", "增设电梯"),
+    ("厨余", "厨余垃圾"),
+    ("可回收", "可回收物"),
+    ("电动车", "电动自行车"),
+    ("充电", "充电设施"),
+    ("罚款", "罚款 法律责任"),
+    ("罚多少", "罚款 法律责任"),
+    ("上访", "信访"),
+    ("投诉", "投诉 举报"),
+    ("义工", "志愿者 志愿服务"),
+    ("捐款", "慈善 捐赠"),
+    ("老人", "老年人"),
+    ("隐私", "个人信息"),
+    ("摄像头", "图像采集 个人信息"),
+    ("开业主大会", "召开业主大会"),
+    ("车位", "车位 车库"),
+    ("停车费", "停车 收费"),
+    ("赔", "赔偿 侵权责任"),
+)
+
+_index_cache: dict[tuple[str, str], KnowledgeIndex] = {}
+_index_lock = threading.Lock()
+
+
+# ---- index lifecycle -----------------------------------------------------------------------
+
+
+def get_index(settings: Settings | None = None) -> KnowledgeIndex:
+    """The process-wide index for these settings' data dir (built once; the model loads lazily)."""
+    settings = settings or get_settings()
+    key = (str(settings.data_dir.resolve()), settings.chroma_url or "")
+    index = _index_cache.get(key)
+    if index is None:
+        with _index_lock:
+            index = _index_cache.get(key)
+            if index is None:
+                root = settings.data_dir / "knowledge"
+                index = KnowledgeIndex(
+                    root, chroma_path=settings.data_dir / "chroma", chroma_url=settings.chroma_url
+                )
+                _index_cache[key] = index
+    return index
+
+
+def reset_index_cache() -> None:
+    """Forget cached indexes (tests)."""
+    with _index_lock:
+        _index_cache.clear()
+
+
+def ensure_schema(settings: Settings) -> None:
+    """Make sure the knowledge_document table exists (migrations when packaged, else create it)."""
+    engine = get_engine(settings)
+    if inspect(engine).has_table(Document.__tablename__):
+        return
+    migrations = Path(__file__).resolve().parent.parent / "migrations"
+    if migrations.exists():
+        from yishi.core.db import init_db
+
+        init_db(settings)
+    else:
+        Document.__table__.create(engine, checkfirst=True)  # type: ignore[attr-defined]
+
+
+def ensure_ready(settings: Settings | None = None) -> KnowledgeIndex:
+    """Build or load the index; on first run load the sample documents and `knowledge_dir`."""
+    settings = settings or get_settings()
+    settings.ensure_data_dir()
+    ensure_schema(settings)
+    index = get_index(settings)
+    marker = index.root / "samples.loaded"
+    if settings.load_sample_knowledge and not marker.exists():
+        report = ingest_paths(paths=[SAMPLES_DIR], settings=settings, kind="community")
+        if not report.errors:
+            marker.write_text(utcnow().isoformat(), "utf-8")
+    if settings.knowledge_dir:
+        ingest_paths(paths=[settings.knowledge_dir], settings=settings, kind="community")
+    return index
+
+
+# ---- ingest --------------------------------------------------------------------------------
+
+
+def _store_document(
+    *, session: Session, index: KnowledgeIndex, doc: LoadedDocument, force: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> FileResult:
+    existing = session.exec(select(Document).where(Document.source == doc.source)).first()
+    indexed = doc.source in {m.get("source") for m in index._metas}
+    if (
+        existing is not None
+        and not force
+        and existing.content_sha256 == doc.content_sha256
+        and (indexed or existing.chunk_count == 0)
+    ):
+        return FileResult(path=doc.source, source=doc.source, status="unchanged",
+                          chunks=existing.chunk_count)
+    chunks = chunk_document(doc)
+    if not chunks:
+        raise LoaderError(f"文件 {doc.source} 里没有可检索的段落", hint="请检查文件内容")
+    index.write_chunks(chunks, source=doc.source, city=doc.city, kind=doc.kind,
+                       doc_sha256=doc.content_sha256, progress=progress)
+    row = existing or Document(source=doc.source, content_sha256=doc.content_sha256)
+    row.title, row.city, row.kind = doc.title, doc.city, doc.kind
+    row.content_sha256, row.chunk_count, row.char_count = doc.content_sha256, len(chunks), len(doc.text)
+    row.updated_at = utcnow()
+    session.add(row)
+    session.commit()
+    return FileResult(path=doc.source, source=doc.source,
+                      status="replaced" if existing else "added", chunks=len(chunks))
+
+
+def ingest_documents(
+    *, docs: list[LoadedDocument], settings: Settings | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> IngestReport:
+    """Index already-loaded documents; unchanged ones are skipped, changed ones replaced."""
+    settings = settings or get_settings()
+    ensure_schema(settings)
+    index = get_index(settings)
+    report = IngestReport()
+    changed = False
+    with index.write_lock(), session_scope(settings) as session:
+        index.reload_if_changed()
+        for doc in docs:
+            try:
+                result = _store_document(session=session, index=index, doc=doc, progress=progress)
+            except LoaderError as exc:
+                session.rollback()
+                result = FileResult(path=doc.source, source=doc.source, status="error", error=exc.message)
+            changed = changed or result.status in {"added", "replaced"}
+            report.files.append(result)
+        if changed or index.chunk_count() == 0:
+            index.rebuild_keyword_index()
+    return report
+
+
+def ingest_paths(
+    *, paths: list[Path], settings: Settings | None = None, kind: str = "policy",
+    show_progress: bool = False,
+) -> IngestReport:
+    """Load and index files and folders; a bad file gets an error line and the rest go on."""
+    report = IngestReport()
+    docs: list[LoadedDocument] = []
+    for path in iter_files([Path(p) for p in paths]):
+        try:
+            docs.append(load_file(path, kind=kind))
+        except LoaderError as exc:
+            msg = exc.message + (f"（{exc.hint}）" if exc.hint else "")
+            report.files.append(FileResult(path=str(path), source=path.name, status="error", error=msg))
+    if not docs:
+        return report
+    if show_progress:
+        from rich.progress import Progress
+
+        total = sum(len(chunk_document(d)) for d in docs)
+        with Progress(transient=True) as bar:
+            task = bar.add_task("向量化文档段落", total=total)
+            sub = ingest_documents(docs=docs, settings=settings,
+                                   progress=lambda n: bar.advance(task, n))
+    else:
+        sub = ingest_documents(docs=docs, settings=settings)
+    by_source = {str(p.name): str(p) for p in iter_files([Path(p) for p in paths])}
+    for result in sub.files:
+        result.path = by_source.get(result.source, result.path)
+    report.files.extend(sub.files)
+    return report
+
+
+def ingest_upload(*, data: bytes, filename: str, settings: Settings | None = None) -> FileResult:
+    """Index one uploaded file; raises Invalid with the reason when it cannot be read."""
+    doc = load_bytes(data, name=Path(filename).name, kind="upload")
+    result = ingest_documents(docs=[doc], settings=settings).files[0]
+    if result.status == "error":
+        raise Invalid(result.error, hint="请检查文件内容后重新上传")
+    return result
+
+
+def get_all_documents(*, session: Session) -> list[Document]:
+    """Every ingested document, by source name."""
+    return list(session.exec(select(Document).order_by(Document.source)))  # type: ignore[arg-type]
+
+
+def delete_document(*, session: Session, source: str, settings: Settings | None = None) -> None:
+    """Remove a document and all of its chunks."""
+    settings = settings or get_settings()
+    row = session.exec(select(Document).where(Document.source == source)).first()
+    if row is None:
+        raise NotFound(f"没有名为 {source} 的文档", hint="用文档列表查看已收录的文件名")
+    index = get_index(settings)
+    with index.write_lock():
+        index.delete_source(source)
+        session.delete(row)
+        session.commit()
+        index.rebuild_keyword_index()
+
+
+# ---- search --------------------------------------------------------------------------------
+
+
+def normalise_query(query: str) -> str:
+    """The query cleaned up and extended with the formal terms for colloquial words."""
+    text = re.sub(r"\s+", " ", query).strip()[:MAX_QUERY_CHARS]
+    extra = [formal for word, formal in COLLOQUIAL_TERMS if word in text and formal not in text]
+    return f"{text} {' '.join(extra)}".strip() if extra else text
+
+
+def cities_in(query: str) -> list[str]:
+    """Cities named in a question (a named city points to that city's own regulations)."""
+    return [city for city in CITIES if city in query]
+
+
+def _prior(cities: list[str]) -> Callable[[dict[str, Any]], float]:
+    def prior(meta: dict[str, Any]) -> float:
+        doc_city = meta.get("city", "")
+        if meta.get("kind") in {"community", "upload"} and not doc_city:
+            return 1.0
+        if cities:
+            return 1.0 if doc_city in cities else (0.8 if not doc_city else 0.25)
+        return 1.0 if not doc_city else 0.7
+
+    return prior
+
+
+def search_candidates(
+    query: str, *, k: int = 5, filters: dict[str, Any] | None = None, mode: str = "hybrid",
+    settings: Settings | None = None,
+) -> list[Candidate]:
+    """Ranked candidates with both retrievers' evidence (mode: hybrid | bm25 | vector)."""
+    text = re.sub(r"\s+", " ", query or "").strip()
+    if not text:
+        return []
+    index = get_index(settings)
+    filters = _translate_filters(filters)
+    expanded = normalise_query(text)
+    tokens = tokenize(expanded)
+    vector = index.embedder.embed_query(expanded) if mode in {"hybrid", "vector"} else None
+    weights = {"hybrid": (1.0, 1.0), "bm25": (1.0, 0.0), "vector": (0.0, 1.0)}[mode]
+    return index.hybrid_search(tokens=tokens, vector=vector, n=k, filters=filters,
+                               weights=weights, prior=_prior(cities_in(text)))
+
+
+def _translate_filters(filters: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not filters:
+        return None
+    allowed = {"document": "source", "source": "source", "city": "city", "kind": "kind"}
+    out = {}
+    for key, value in filters.items():
+        if key not in allowed:
+            raise Invalid(f"不支持的筛选条件：{key}", hint="可用 document、city、kind")
+        if value not in (None, "", []):
+            out[allowed[key]] = value
+    return out or None
+
+
+def _to_hit(cand: Candidate) -> Hit:
+    meta = cand.meta
+    return Hit(
+        source=str(meta.get("source", "")),
+        title=str(meta.get("title", "")),
+        article=str(meta.get("article", "")),
+        chapter=str(meta.get("chapter", "")),
+        text=cand.text,
+        score=round(cand.score * (61 / 2), 4),  # 1.0 = ranked first by both retrievers
+    )
+
+
+def search(
+    query: str, *, k: int = 5, filters: dict[str, Any] | None = None,
+    settings: Settings | None = None, mode: str = "hybrid",
+) -> list[Hit]:
+    """The `k` passages that best answer `query`, each with source, title, article and chapter."""
+    return [_to_hit(c) for c in search_candidates(query, k=k, filters=filters, mode=mode,
+                                                   settings=settings)]
+
+
+# ---- offline answer ------------------------------------------------------------------------
+
+NOT_FOUND_TEXT = (
+    "抱歉，我在现有的政策和社区文件里没有找到能可靠回答这个问题的条文，不想凭猜测回答您。"
+    "建议直接咨询居委会或物业工作人员；您也可以换个说法再问我。"
+)
+
+
+def _excerpt(text: str, query_tokens: set[str], limit: int) -> str:
+    body = re.sub(r"^第[^\s条]+条(之[^\s]+)?\s*", "", text.strip())
+    body = re.sub(r"\s*\n\s*", "", body)
+    if len(body) <= limit:
+        return body
+    sentences = [s for s in re.split(r"(?<=[。；！？])", body) if s]
+    scored = sorted(
+        range(len(sentences)),
+        key=lambda i: -len(query_tokens & set(tokenize(sentences[i]))) + i * 0.01,
+    )
+    chosen: list[int] = []
+    size = 0
+    for i in scored:
+        if size + len(sentences[i]) > limit and chosen:
+            continue
+        chosen.append(i)
+        size += len(sentences[i])
+    chosen.sort()
+    parts = []
+    for n, i in enumerate(chosen):
+        if (n == 0 and i > 0) or (n > 0 and i != chosen[n - 1] + 1):
+            parts.append("……")
+        parts.append(sentences[i])
+    out = "".join(parts)
+    if len(out) > limit:
+        out = out[:limit]
+    if (chosen and chosen[-1] < len(sentences) - 1) or len(out) < len("".join(parts)):
+        out += "……"
+    return out
+
+
+def answer(query: str, *, k: int = 3, settings: Settings | None = None) -> KnowledgeAnswer:
+    """An extractive answer quoting the best passages with citations, or an honest 'not found'."""
+    if not (query or "").strip():
+        return KnowledgeAnswer(text="请告诉我您想了解什么，例如：养狗有什么规定？", confident=False)
+    candidates = search_candidates(query, k=max(k, 1), settings=settings)
+    if not candidates:
+        return KnowledgeAnswer(text=NOT_FOUND_TEXT, confident=False)
+    best = candidates[0]
+    confident = best.similarity >= CONFIDENT_SIMILARITY or (
+        best.similarity >= CONFIDENT_WITH_KEYWORDS and best.bm25_rank is not None
+    )
+    if not confident:
+        return KnowledgeAnswer(text=NOT_FOUND_TEXT, confident=False)
+    query_tokens = set(tokenize(normalise_query(query)))
+    keep = [c for c in candidates[:k] if c is best or c.score >= best.score * 0.6][:2]
+    parts: list[str] = []
+    citations: list[Citation] = []
+    budget = ANSWER_MAX_CHARS - 60
+    for n, cand in enumerate(keep):
+        meta = cand.meta
+        label = cite(str(meta.get("title", "")), str(meta.get("article", "")))
+        quote = _excerpt(cand.text, query_tokens, limit=budget // len(keep) - len(label))
+        lead = "根据" if n == 0 else "另见"
+        parts.append(f"{lead}{label}：{quote}")
+        citations.append(Citation(source=str(meta.get("source", "")),
+                                  title=str(meta.get("title", "")),
+                                  article=str(meta.get("article", ""))))
+    parts.append("以上为条文摘录，具体情况请以原文和居委会、物业的解释为准。")
+    return KnowledgeAnswer(text="\n\n".join(parts), citations=citations, confident=True)

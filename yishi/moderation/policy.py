@@ -1,0 +1,134 @@
+"""The decision: per-category thresholds and actions (configurable per community) turn detector
+signals into allow / review / block."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from yishi.core.errors import Invalid
+from yishi.moderation.lexicon import Entry
+from yishi.moderation.schemas import CATEGORIES, Action, Signal
+
+_RANK: dict[str, int] = {"allow": 0, "review": 1, "block": 2}
+
+
+@dataclass(frozen=True)
+class CategoryRule:
+    """When a category's score reaches `review` or `block`, and the strongest action allowed."""
+
+    review: float = 0.5
+    block: float = 0.85
+    max_action: Action = "block"
+
+
+DEFAULT_RULES: dict[str, CategoryRule] = {
+    **{c: CategoryRule() for c in CATEGORIES},
+    # A resident's own data is allowed (and redacted), never held.
+    "self_pii": CategoryRule(review=2.0, block=2.0, max_action="allow"),
+}
+
+
+@dataclass(frozen=True)
+class Policy:
+    """One community's moderation policy."""
+
+    rules: dict[str, CategoryRule] = field(default_factory=lambda: dict(DEFAULT_RULES))
+    # Classifier probability bands (offensive): at or above `clf_review` the message is reviewed,
+    # at or above `clf_block` it is blocked; a lexicon hit in review range plus a classifier
+    # probability at or above `clf_confirm` is blocked.
+    clf_review: float = 0.8
+    clf_block: float = 0.98
+    clf_confirm: float = 0.75
+    allow_terms: tuple[str, ...] = ()
+    extra_terms: tuple[Entry, ...] = ()
+    # Where an LLM judge (if configured) is asked: scores within [review, block) by default.
+    judge_band: tuple[float, float] = (0.5, 0.85)
+
+    def rule(self, category: str) -> CategoryRule:
+        """The rule for a category (unknown categories get the defaults)."""
+        return self.rules.get(category, CategoryRule())
+
+    def decide(self, signals: list[Signal]) -> tuple[Action, list[str], float]:
+        """The action, the categories that count and the overall score for a set of signals."""
+        best: dict[str, float] = {}
+        for s in signals:
+            if s.score > best.get(s.category, 0.0):
+                best[s.category] = s.score
+        action: Action = "allow"
+        cats: list[str] = []
+        score = 0.0
+        for cat, value in sorted(best.items(), key=lambda kv: -kv[1]):
+            rule = self.rule(cat)
+            cat_action: Action = "allow"
+            if value >= rule.block:
+                cat_action = "block"
+            elif value >= rule.review:
+                cat_action = "review"
+            if _RANK[cat_action] > _RANK[rule.max_action]:
+                cat_action = rule.max_action
+            if cat == "self_pii":
+                cats.append(cat)
+                continue
+            if cat_action != "allow":
+                cats.append(cat)
+                score = max(score, value)
+            if _RANK[cat_action] > _RANK[action]:
+                action = cat_action
+        if action == "allow":
+            score = max((v for c, v in best.items() if c != "self_pii"), default=0.0)
+        return action, cats, round(min(score, 1.0), 4)
+
+
+def load(path: Path | None) -> Policy:
+    """A policy from a TOML or JSON file (None: the defaults).
+
+    Format: `[categories.<name>] review = 0.5, block = 0.85, max_action = "review"`,
+    top-level `clf_review`, `clf_block`, `clf_confirm`, `allow_terms = [...]` and
+    `extra_terms = [{term, category, weight, flags}]`.
+    """
+    if path is None:
+        return Policy()
+    p = Path(path)
+    if not p.is_file():
+        raise Invalid(f"找不到审核策略文件：{p}", hint="检查 YISHI_MODERATION_POLICY_PATH")
+    try:
+        raw: dict[str, Any] = (
+            tomllib.loads(p.read_text(encoding="utf-8"))
+            if p.suffix.lower() == ".toml"
+            else json.loads(p.read_text(encoding="utf-8"))
+        )
+    except (ValueError, tomllib.TOMLDecodeError) as exc:
+        raise Invalid(f"审核策略文件格式错误：{exc}", hint="用 TOML 或 JSON 书写") from exc
+    return from_dict(raw)
+
+
+def from_dict(raw: dict[str, Any]) -> Policy:
+    """A policy from a parsed mapping (see `load`)."""
+    rules = dict(DEFAULT_RULES)
+    for cat, conf in (raw.get("categories") or {}).items():
+        base = rules.get(cat, CategoryRule())
+        action = conf.get("max_action", base.max_action)
+        if action not in _RANK:
+            raise Invalid(f"未知的处理方式：{action}", hint="只能是 allow、review 或 block")
+        rules[cat] = CategoryRule(
+            review=float(conf.get("review", base.review)),
+            block=float(conf.get("block", base.block)),
+            max_action=action,
+        )
+    defaults = Policy()
+    extra = tuple(
+        Entry(str(e["term"]), str(e["category"]), float(e.get("weight", 0.9)), str(e.get("flags", "")))
+        for e in raw.get("extra_terms", [])
+    )
+    return Policy(
+        rules=rules,
+        clf_review=float(raw.get("clf_review", defaults.clf_review)),
+        clf_block=float(raw.get("clf_block", defaults.clf_block)),
+        clf_confirm=float(raw.get("clf_confirm", defaults.clf_confirm)),
+        allow_terms=tuple(str(t) for t in raw.get("allow_terms", [])),
+        extra_terms=extra,
+    )

@@ -1,0 +1,64 @@
+"""Server-rendered pages: the resident chat simulator (development) and the console."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.templating import Jinja2Templates
+
+from yishi.core import auth as auth_service
+from yishi.core.db import session_scope
+from yishi.core.errors import Forbidden, NotFound
+from yishi.core.models import Role
+
+router = APIRouter(include_in_schema=False)
+templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+
+SIMULATOR_USER = "u1"
+_LOOPBACK = {"127.0.0.1", "::1", "localhost", "testclient"}
+_token_lock = threading.Lock()
+_simulator_tokens: dict[str, str] = {}
+
+
+def simulator_token(settings_url: str) -> str:
+    """A resident token for the simulator's user `u1` (created on first use, kept per process)."""
+    with _token_lock:
+        token = _simulator_tokens.get(settings_url)
+        if token:
+            return token
+        with session_scope() as session:
+            external_id = f"web:{SIMULATOR_USER}"
+            user = auth_service.get_by_external_id(session=session, external_id=external_id)
+            if user is None:
+                user = auth_service.create(
+                    session=session, name="模拟居民 u1", role=Role.resident, external_id=external_id
+                )
+            assert user.id is not None
+            token = auth_service.issue_token(session=session, user_id=user.id, label="simulator")
+        _simulator_tokens[settings_url] = token
+        return token
+
+
+@router.get("/")
+def index() -> RedirectResponse:
+    return RedirectResponse("/chat")
+
+
+@router.get("/chat", response_class=HTMLResponse)
+def chat_page(request: Request) -> HTMLResponse:
+    """The resident chat simulator: talk to Yishi as resident `u1`, as if in WeChat."""
+    settings = request.app.state.settings
+    if not settings.simulator_enabled:
+        raise NotFound("模拟器未开启", hint="开发环境默认开启；生产环境设置 YISHI_SIMULATOR=true")
+    client = request.client.host if request.client else ""
+    if client not in _LOOPBACK:
+        raise Forbidden("模拟器只对本机开放")
+    token = simulator_token(settings.resolved_database_url)
+    return templates.TemplateResponse(
+        request,
+        "chat.html",
+        {"token": token, "user": SIMULATOR_USER, "community": settings.community_name},
+    )
