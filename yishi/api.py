@@ -87,7 +87,11 @@ def create_app(
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse(
             status_code=422,
-            content={"error": "请求内容不符合要求", "hint": "请检查字段后重试", "detail": exc.errors()},
+            content={
+                "error": "请求内容不符合要求",
+                "hint": "请检查字段后重试",
+                "detail": exc.errors(),
+            },
         )
 
     @app.get("/healthz", tags=["ops"])

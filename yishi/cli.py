@@ -49,8 +49,12 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     worker: Annotated[bool, typer.Option(help="Run the job worker in this process.")] = True,
-    workers: Annotated[int, typer.Option(help="HTTP worker processes (>1 needs --no-worker "
-                                         "and a separate `yishi worker`).")] = 1,
+    workers: Annotated[
+        int,
+        typer.Option(
+            help="HTTP worker processes (>1 needs --no-worker and a separate `yishi worker`)."
+        ),
+    ] = 1,
 ) -> None:
     """Run the web service (WeChat webhooks, API, console, chat simulator)."""
     import uvicorn
@@ -60,14 +64,24 @@ def serve(
     if workers > 1:
         if worker:
             fail("多进程模式下请加 --no-worker，并另行运行 `yishi worker`")
-        uvicorn.run("yishi.cli:_app_without_worker", host=host, port=port, workers=workers,
-                    factory=True, log_level=settings.log_level.lower())
+        uvicorn.run(
+            "yishi.cli:_app_without_worker",
+            host=host,
+            port=port,
+            workers=workers,
+            factory=True,
+            log_level=settings.log_level.lower(),
+        )
         return
     from yishi.api import create_app
 
     typer.echo(f"Yishi 议事 on http://{host}:{port}  (chat: /chat, docs: /docs, health: /healthz)")
-    uvicorn.run(create_app(settings, run_worker=worker), host=host, port=port,
-                log_level=settings.log_level.lower())
+    uvicorn.run(
+        create_app(settings, run_worker=worker),
+        host=host,
+        port=port,
+        log_level=settings.log_level.lower(),
+    )
 
 
 def _app_without_worker():  # type: ignore[no-untyped-def]
@@ -112,7 +126,10 @@ def chat(
     init_db(settings)
     jobs.configure(settings, immediate=True)
     msg = IncomingMessage(
-        channel="cli", sender=user, msg_type="text", content=text,
+        channel="cli",
+        sender=user,
+        msg_type="text",
+        content=text,
         create_time=int(timestamp() * 1e6),
     )
     turn = pipeline.run_turn(msg=msg, settings=settings)
@@ -138,9 +155,13 @@ def init_db_command() -> None:
 @users_app.command("add")
 def users_add(
     name: Annotated[str, typer.Argument(help="Display name.")],
-    role: Annotated[Role, typer.Option(help="resident | moderator | staff | admin")] = Role.resident,
-    external_id: Annotated[str | None, typer.Option(
-        help="Bind a channel identity, e.g. wechat_mp:<OpenID> or wecom:<UserID>.")] = None,
+    role: Annotated[
+        Role, typer.Option(help="resident | moderator | staff | admin")
+    ] = Role.resident,
+    external_id: Annotated[
+        str | None,
+        typer.Option(help="Bind a channel identity, e.g. wechat_mp:<OpenID> or wecom:<UserID>."),
+    ] = None,
     token: Annotated[bool, typer.Option(help="Also issue a bearer token.")] = True,
 ) -> None:
     """Create a user with a role (and print a bearer token for the API)."""

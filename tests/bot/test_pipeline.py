@@ -31,8 +31,9 @@ class ScriptedEngine:
         self.fail_times = fail_times
         self.calls: list[str] = []
 
-    def respond(self, *, session: Any, actor: Any, text: str, message_ref: str | None = None
-                ) -> EngineReply:
+    def respond(
+        self, *, session: Any, actor: Any, text: str, message_ref: str | None = None
+    ) -> EngineReply:
         self.calls.append(text)
         if self.fail_times > 0:
             self.fail_times -= 1
@@ -93,11 +94,15 @@ def test_engine_crash_once_still_answers(env: Settings) -> None:
 
 
 def test_unsupported_types_and_empty_voice_get_polite_answers(env: Settings) -> None:
-    img = pipeline.run_turn(msg=IncomingMessage(channel="web", sender="u2", msg_type="image",
-                                                msg_id="9", create_time=5))
+    img = pipeline.run_turn(
+        msg=IncomingMessage(channel="web", sender="u2", msg_type="image", msg_id="9", create_time=5)
+    )
     assert img.reply == pipeline.UNSUPPORTED_NOTICE
-    voice = pipeline.run_turn(msg=IncomingMessage(channel="web", sender="u2", msg_type="voice",
-                                                  content="", msg_id="10", create_time=6))
+    voice = pipeline.run_turn(
+        msg=IncomingMessage(
+            channel="web", sender="u2", msg_type="voice", content="", msg_id="10", create_time=6
+        )
+    )
     assert voice.reply == pipeline.EMPTY_VOICE_NOTICE
 
 

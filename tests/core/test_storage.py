@@ -36,8 +36,9 @@ def test_models_and_migrations_agree(any_db_env: Settings) -> None:
 
 def test_tokens_authenticate_by_role(any_db_env: Settings) -> None:
     with session_scope(any_db_env) as session:
-        staff = auth_service.create(session=session, name="王主任", role=Role.staff,
-                                    external_id="wechat_mp:oStaff")
+        staff = auth_service.create(
+            session=session, name="王主任", role=Role.staff, external_id="wechat_mp:oStaff"
+        )
         assert staff.id is not None
         token = auth_service.issue_token(session=session, user_id=staff.id)
         user = auth_service.authenticate(session=session, token=token)
@@ -45,21 +46,25 @@ def test_tokens_authenticate_by_role(any_db_env: Settings) -> None:
         with pytest.raises(Unauthorized):
             auth_service.authenticate(session=session, token=token + "x")
         with pytest.raises(Invalid):
-            auth_service.create(session=session, name="重复", role=Role.resident,
-                                external_id="wechat_mp:oStaff")
-        actor = auth_service.actor_for(session=session, external_id="wechat_mp:oStaff",
-                                       channel="wechat_mp")
+            auth_service.create(
+                session=session, name="重复", role=Role.resident, external_id="wechat_mp:oStaff"
+            )
+        actor = auth_service.actor_for(
+            session=session, external_id="wechat_mp:oStaff", channel="wechat_mp"
+        )
         assert actor.role is Role.staff
-        stranger = auth_service.actor_for(session=session, external_id="wechat_mp:oNew",
-                                          channel="wechat_mp")
+        stranger = auth_service.actor_for(
+            session=session, external_id="wechat_mp:oNew", channel="wechat_mp"
+        )
         assert stranger.role is Role.resident
         with pytest.raises(Forbidden):
             stranger.require(Role.staff)
 
 
 def _msg(msg_id: str | None = "1001", create_time: int = 1700000000) -> IncomingMessage:
-    return IncomingMessage(channel="wechat_mp", sender="oRes", content="你好",
-                           msg_id=msg_id, create_time=create_time)
+    return IncomingMessage(
+        channel="wechat_mp", sender="oRes", content="你好", msg_id=msg_id, create_time=create_time
+    )
 
 
 def test_dedupe_key_holds_in_the_database(any_db_env: Settings) -> None:
@@ -67,12 +72,26 @@ def test_dedupe_key_holds_in_the_database(any_db_env: Settings) -> None:
     with session_scope(any_db_env) as session:
         first = pipeline.accept(session=session, msg=_msg())
         again = pipeline.accept(session=session, msg=_msg())
-        event1 = pipeline.accept(session=session, msg=IncomingMessage(
-            channel="wechat_mp", sender="oRes", msg_type="event", event="subscribe",
-            create_time=1700000001))
-        event2 = pipeline.accept(session=session, msg=IncomingMessage(
-            channel="wechat_mp", sender="oRes", msg_type="event", event="subscribe",
-            create_time=1700000001))
+        event1 = pipeline.accept(
+            session=session,
+            msg=IncomingMessage(
+                channel="wechat_mp",
+                sender="oRes",
+                msg_type="event",
+                event="subscribe",
+                create_time=1700000001,
+            ),
+        )
+        event2 = pipeline.accept(
+            session=session,
+            msg=IncomingMessage(
+                channel="wechat_mp",
+                sender="oRes",
+                msg_type="event",
+                event="subscribe",
+                create_time=1700000001,
+            ),
+        )
     assert not first.duplicate and again.duplicate
     assert again.inbound_id == first.inbound_id
     assert not event1.duplicate and event2.duplicate and event2.inbound_id == event1.inbound_id

@@ -46,10 +46,11 @@ def normalise(text: str) -> str:
 
 # ---------------------------------------------------------------- location
 _NUM = rf"(\d+|[{_CN_NUM}]+)"
-_BUILDING = re.compile(_NUM + r"(?:号楼|栋楼|栋|幢|号|座|楼(?=\d|[{0}]+单元))".format(_CN_NUM))
+_BUILDING = re.compile(_NUM + r"(?:号楼(?!道|梯)|栋楼(?!道|梯)|栋|幢|号|座|楼(?=\d|[{0}]+单元))".format(_CN_NUM))
 _UNIT = re.compile(_NUM + r"单元")
+_DASHED = re.compile(r"(?<![\d-])(\d{1,3})-(\d{1,2})-(\d{3,4})(?![\d-])")
 _ROOM = re.compile(r"(\d{3,4})(?:室|号|房)?")
-_ROOM_CN = re.compile(rf"([{_CN_NUM}]{{3,4}})(?:室|号|房)")
+_ROOM_CN = re.compile(rf"([{_CN_NUM}]{{3,4}})(?:室|号|房)?")
 _FLOOR = re.compile(_NUM + r"(?:楼|层)(?!道|下|上|梯)")
 _AREAS = (
     "地下车库", "地下室", "地库", "车库", "停车场", "小区东门", "小区西门", "小区南门", "小区北门",
@@ -64,6 +65,9 @@ _BUILDING_AREAS = ("楼道", "电梯间", "电梯", "楼梯间", "楼梯", "楼�
 def extract_location(text: str) -> str | None:
     """A normalised location like '3栋2单元501', '5栋', '地下车库', or None."""
     t = normalise(text)
+    dashed = _DASHED.search(t)
+    if dashed:
+        return f"{int(dashed.group(1))}栋{int(dashed.group(2))}单元{int(dashed.group(3))}"
     building = _BUILDING.search(t)
     parts: list[str] = []
     tail_from = 0
@@ -72,8 +76,8 @@ def extract_location(text: str) -> str | None:
         if num is not None and num < 200:
             parts.append(f"{num}栋")
             tail_from = building.end()
-    unit = _UNIT.search(t, tail_from)
-    if unit and (not parts or unit.start() - tail_from <= 2):
+    unit = _UNIT.search(t, tail_from) if parts else None  # a unit alone names no place
+    if unit and unit.start() - tail_from <= 2:
         num = cn_to_int(unit.group(1))
         if num is not None and num < 50:
             parts.append(f"{num}单元")
@@ -122,7 +126,7 @@ _CATEGORY_WORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
                   "高空抛物", "扔东西")),
     ("cleaning", ("卫生", "脏", "打扫", "保洁", "异味", "臭", "老鼠", "蟑螂", "蚊子", "积水")),
     ("fees", ("物业费", "收费", "乱收费", "公摊", "维修基金", "水电费", "账目", "公示")),
-    ("neighbour_dispute", ("邻居", "楼上", "楼下", "对门", "隔壁", "吵架", "纠纷", "矛盾")),
+    ("neighbour_dispute", ("邻居", "对门", "隔壁", "吵架", "纠纷", "矛盾")),
     ("repairs", ("坏", "灯", "不亮", "漏水", "渗水", "水管", "堵了", "堵住", "下水道", "电梯",
                  "停电", "停水", "没水", "没电", "跳闸", "破损", "裂", "掉", "维修", "修", "脱落",
                  "松动", "窨井", "井盖", "路面", "墙皮", "水压", "屋顶", "防水")),
@@ -230,7 +234,8 @@ _PROBLEM_WORDS = ("坏了", "坏掉", "不亮", "不灵", "漏水", "渗水", "�
                   "漏电", "漏气", "煤气味", "积水", "异味", "没人扫", "不打扫", "飞线", "私搭",
                   "违建", "狗屎", "叫个不停", "砸墙", "坏", "修一下", "来修", "快修", "麻烦修",
                   "修修", "处理一下", "管管", "管一管", "不像话", "危险", "隐患", "高空抛物",
-                  "电梯停", "卡住", "损坏", "破损", "没有灯", "黑乎乎", "黑漆漆", "摔")
+                  "电梯停", "卡住", "损坏", "破损", "没有灯", "黑乎乎", "黑漆漆", "摔", "断了", "倒了",
+                  "塌了", "歪了", "满了", "溢出", "冒水", "不出水", "没热水", "响个不停", "叫个不停")
 _GREETING = ("你好", "您好", "在吗", "hello", "hi", "嗨", "早上好", "晚上好", "下午好", "谢谢",
              "多谢", "感谢", "辛苦", "好的", "知道了", "明白", "收到", "再见", "拜拜", "ok", "嗯",
              "哦", "好滴", "中", "要得", "晓得了", "谢了", "👍")

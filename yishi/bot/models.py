@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import NaiveDatetime
 from enum import StrEnum
 from typing import Any
 
+from pydantic import NaiveDatetime
 from sqlalchemy import JSON, Column, Text
 from sqlmodel import Field, SQLModel
 

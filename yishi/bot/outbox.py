@@ -47,3 +47,36 @@ def notify(*, session: Session, user_id: str, text: str) -> OutboundMessage:
             # Jobs are not configured in this process (e.g. a CLI tool): the sweep sends it.
             log.info("outbound %s queued for the next sweep", row.id)
     return row
+
+
+GROUP_USER_ID = "wecom_robot:group"
+
+
+def post_to_group(*, session: Session, text: str, author_id: str) -> OutboundMessage | None:
+    """Screen `text` and queue it for the WeCom group robot; a held text goes to the review queue.
+
+    Returns the queued message, or None when moderation held it: nothing reaches a group
+    unscreened.
+    """
+    from yishi.core import jobs
+    from yishi.moderation import service as moderation_service
+
+    verdict = moderation_service.screen(text, context="message")
+    if verdict.action != "allow":
+        moderation_service.hold(
+            session=session,
+            text=text,
+            verdict=verdict,
+            sender_id=author_id,
+            source="group",
+            source_ref=GROUP_USER_ID,
+        )
+        session.commit()
+        return None
+    row = queue(session=session, user_id=GROUP_USER_ID, text=verdict.redacted, kind="group")
+    session.commit()
+    try:
+        jobs.enqueue("bot.deliver_outbound", row.id)
+    except RuntimeError:
+        log.info("group message %s queued for the next sweep", row.id)
+    return row

@@ -36,7 +36,9 @@ PASSIVE_TRIES = 3  # WeChat tries a message three times, ~5 s apart
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 
 FAILED_NOTICE = "抱歉，系统暂时无法处理您的消息，已转交社区工作人员，请稍候。"
-UNSUPPORTED_NOTICE = "抱歉，我目前只能看懂文字和语音消息。请用文字描述您的问题，或发送“帮助”查看我能做什么。"
+UNSUPPORTED_NOTICE = (
+    "抱歉，我目前只能看懂文字和语音消息。请用文字描述您的问题，或发送“帮助”查看我能做什么。"
+)
 EMPTY_VOICE_NOTICE = "抱歉，没有听清您的语音，请再说一遍，或者直接发文字给我。"
 REPLY_WITHHELD = "抱歉，这条回复没有通过安全检查，已转交工作人员处理，请稍候。"
 LATE_PREFIX = "【您之前的问题已有答复】\n"
@@ -140,8 +142,9 @@ def _claim(session: Session, inbound_id: int) -> InboundMessage | None:
     return row
 
 
-def _finish(session: Session, row: InboundMessage, status: InboundStatus, reply: str,
-            kind: str = "reply") -> OutboundMessage:
+def _finish(
+    session: Session, row: InboundMessage, status: InboundStatus, reply: str, kind: str = "reply"
+) -> OutboundMessage:
     settings = get_settings()
     row.status = status
     row.reply_text = reply
@@ -206,11 +209,16 @@ def _respond(session: Session, settings: Settings, row: InboundMessage) -> None:
     row.moderation_categories = list(verdict.categories)
     if verdict.action != "allow":
         moderation_service.hold(
-            session=session, text=text, verdict=verdict, sender_id=row.user_id,
-            source="inbound", source_ref=str(row.id),
+            session=session,
+            text=text,
+            verdict=verdict,
+            sender_id=row.user_id,
+            source="inbound",
+            source_ref=str(row.id),
         )
-        _finish(session, row, InboundStatus.held, moderation_service.notice_for(verdict),
-                kind="notice")
+        _finish(
+            session, row, InboundStatus.held, moderation_service.notice_for(verdict), kind="notice"
+        )
         return
 
     engine = _get_engine(settings)
@@ -224,8 +232,12 @@ def _respond(session: Session, settings: Settings, row: InboundMessage) -> None:
     reply_verdict = _screen(reply, "reply")
     if reply_verdict.action == "block":
         moderation_service.hold(
-            session=session, text=reply, verdict=reply_verdict, sender_id="bot",
-            source="reply", source_ref=str(row.id),
+            session=session,
+            text=reply,
+            verdict=reply_verdict,
+            sender_id="bot",
+            source="reply",
+            source_ref=str(row.id),
         )
         reply = REPLY_WITHHELD
     elif reply_verdict.action == "review":
@@ -430,8 +442,10 @@ async def passive_reply(
             if text is not None:
                 return text
             row = session.get(InboundMessage, inbound_id)
-            if row is not None and row.status in (InboundStatus.replied, InboundStatus.held) and (
-                row.reply_text is None
+            if (
+                row is not None
+                and row.status in (InboundStatus.replied, InboundStatus.held)
+                and (row.reply_text is None)
             ):
                 return None  # nothing to say (e.g. an unsubscribe event)
         if loop.time() >= deadline:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
-from yishi.bot import pipeline
+from yishi.bot import outbox, pipeline
 from yishi.bot.models import (
     InboundMessage,
     InboundRead,
@@ -17,7 +18,7 @@ from yishi.bot.models import (
 )
 from yishi.bot.schemas import ChatRequest, ChatTurn, IncomingMessage
 from yishi.core.clock import timestamp
-from yishi.core.deps import CurrentUser, SessionDep, StaffOrModeratorActor
+from yishi.core.deps import CurrentUser, SessionDep, StaffActor, StaffOrModeratorActor
 from yishi.core.errors import Forbidden
 from yishi.core.models import Role
 
@@ -63,6 +64,19 @@ def flagged(session: SessionDep, _actor: StaffOrModeratorActor) -> dict[str, lis
         "inbound": [InboundRead.model_validate(r, from_attributes=True) for r in inbound],
         "outbound": [OutboundRead.model_validate(r, from_attributes=True) for r in outbound],
     }
+
+
+class Announcement(BaseModel):
+    text: str = Field(min_length=1, max_length=2000)
+
+
+@router.post("/bot/announce", status_code=202)
+def announce(body: Announcement, session: SessionDep, actor: StaffActor) -> dict[str, object]:
+    """Post a notice to the residents' WeCom group through the group robot (screened first)."""
+    row = outbox.post_to_group(session=session, text=body.text, author_id=actor.user_id)
+    if row is None:
+        return {"queued": False, "held": True, "message": "内容未通过审核，已转人工复核"}
+    return {"queued": True, "held": False, "id": row.id}
 
 
 @router.get("/bot/messages", response_model=list[InboundRead])

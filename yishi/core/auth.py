@@ -99,7 +99,12 @@ def actor_for(*, session: Session, external_id: str, channel: str, name: str = "
     """The actor for a channel identity: its bound role, or a resident if none is bound."""
     user = get_by_external_id(session=session, external_id=external_id)
     role = user.role if user and user.active else Role.resident
-    return Actor(user_id=external_id, role=role, channel=channel, display_name=name or (user.name if user else ""))
+    return Actor(
+        user_id=external_id,
+        role=role,
+        channel=channel,
+        display_name=name or (user.name if user else ""),
+    )
 
 
 def actor_from_user(user: User, channel: str = "web") -> Actor:

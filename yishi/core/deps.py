@@ -46,9 +46,7 @@ def require_roles(*roles: Role) -> Callable[[User], Actor]:
     return dependency
 
 
-ResidentActor = Annotated[
-    Actor, Depends(require_roles(Role.resident, Role.moderator, Role.staff))
-]
+ResidentActor = Annotated[Actor, Depends(require_roles(Role.resident, Role.moderator, Role.staff))]
 ModeratorActor = Annotated[Actor, Depends(require_roles(Role.moderator))]
 StaffActor = Annotated[Actor, Depends(require_roles(Role.staff))]
 StaffOrModeratorActor = Annotated[Actor, Depends(require_roles(Role.staff, Role.moderator))]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 class YishiError(Exception):
-    """Base class: `message` is for users (Chinese where residents see it), `hint` says what to do."""
+    """Base class: `message` is for users (in Chinese), `hint` says what to do next."""
 
     status_code = 400
 

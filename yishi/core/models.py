@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import NaiveDatetime
 from enum import StrEnum
 
+from pydantic import NaiveDatetime
 from sqlmodel import Field, SQLModel
 
 from yishi.core.clock import utcnow

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
-
 from fastapi import APIRouter
+from pydantic import BaseModel, Field
 
 from yishi.core import auth as auth_service
 from yishi.core.deps import AdminActor, CurrentUser, SessionDep
@@ -33,7 +32,10 @@ def me(user: CurrentUser) -> UserRead:
 @router.get("", response_model=list[UserRead])
 def list_users(session: SessionDep, _admin: AdminActor) -> list[UserRead]:
     """All users (admin)."""
-    return [UserRead.model_validate(u, from_attributes=True) for u in auth_service.get_all(session=session)]
+    return [
+        UserRead.model_validate(u, from_attributes=True)
+        for u in auth_service.get_all(session=session)
+    ]
 
 
 @router.post("", response_model=UserRead, status_code=201)
@@ -48,4 +50,6 @@ def create_user(body: UserCreate, session: SessionDep, _admin: AdminActor) -> Us
 @router.post("/{user_id}/tokens", response_model=TokenIssued, status_code=201)
 def issue_token(user_id: int, session: SessionDep, _admin: AdminActor) -> TokenIssued:
     """Issue a new bearer token for a user (shown once)."""
-    return TokenIssued(user_id=user_id, token=auth_service.issue_token(session=session, user_id=user_id))
+    return TokenIssued(
+        user_id=user_id, token=auth_service.issue_token(session=session, user_id=user_id)
+    )

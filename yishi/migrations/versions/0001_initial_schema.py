@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-28 22:42:47.309913
+Create Date: 2026-11-28 22:45:52.367745
 """
 
 from collections.abc import Sequence
@@ -170,12 +170,62 @@ def upgrade() -> None:
         sa.Column("chunk_count", sa.Integer(), nullable=False),
         sa.Column("char_count", sa.Integer(), nullable=False),
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("created_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
-        sa.Column("updated_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("knowledge_document", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_knowledge_document_source"), ["source"], unique=True)
+
+    op.create_table(
+        "moderation_mute",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("sender_id", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("until", sa.DateTime(), nullable=False),
+        sa.Column("reason", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("created_by", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("lifted_at", sa.DateTime(), nullable=True),
+        sa.Column("lifted_by", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("moderation_mute", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_moderation_mute_sender_id"), ["sender_id"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_moderation_mute_until"), ["until"], unique=False)
+
+    op.create_table(
+        "moderation_review_item",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("sender_id", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("source", sqlmodel.sql.sqltypes.AutoString(length=50), nullable=False),
+        sa.Column("source_ref", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
+        sa.Column("text", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("redacted", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("action", sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
+        sa.Column("categories", sa.JSON(), nullable=False),
+        sa.Column("score", sa.Float(), nullable=False),
+        sa.Column("spans", sa.JSON(), nullable=False),
+        sa.Column("reasons", sa.JSON(), nullable=False),
+        sa.Column("status", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+        sa.Column("final_text", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+        sa.Column("decided_by", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
+        sa.Column("decided_at", sa.DateTime(), nullable=True),
+        sa.Column("decision_reason", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("moderation_review_item", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_moderation_review_item_created_at"), ["created_at"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_moderation_review_item_sender_id"), ["sender_id"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_moderation_review_item_status"), ["status"], unique=False
+        )
 
     op.create_table(
         "ownerunit",
@@ -284,6 +334,77 @@ def upgrade() -> None:
     with op.batch_alter_table("issuesupporter", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_issuesupporter_issue_id"), ["issue_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_issuesupporter_user_id"), ["user_id"], unique=False)
+
+    op.create_table(
+        "moderation_appeal",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("review_item_id", sa.Integer(), nullable=False),
+        sa.Column("sender_id", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("reason", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("status", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+        sa.Column("resolved_by", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
+        sa.Column("resolved_at", sa.DateTime(), nullable=True),
+        sa.Column("resolution_reason", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["review_item_id"],
+            ["moderation_review_item.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("review_item_id", name="uq_moderation_appeal_item"),
+    )
+    with op.batch_alter_table("moderation_appeal", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_moderation_appeal_review_item_id"), ["review_item_id"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_moderation_appeal_sender_id"), ["sender_id"], unique=False
+        )
+
+    op.create_table(
+        "moderation_decision",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("review_item_id", sa.Integer(), nullable=True),
+        sa.Column("actor_id", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("action", sqlmodel.sql.sqltypes.AutoString(length=30), nullable=False),
+        sa.Column("reason", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("details", sa.JSON(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["review_item_id"],
+            ["moderation_review_item.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("moderation_decision", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_moderation_decision_created_at"), ["created_at"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_moderation_decision_review_item_id"), ["review_item_id"], unique=False
+        )
+
+    op.create_table(
+        "moderation_strike",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("sender_id", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("review_item_id", sa.Integer(), nullable=True),
+        sa.Column("reason", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("voided", sa.Boolean(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["review_item_id"],
+            ["moderation_review_item.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("moderation_strike", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_moderation_strike_created_at"), ["created_at"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_moderation_strike_sender_id"), ["sender_id"], unique=False
+        )
 
     op.create_table(
         "outboundmessage",
@@ -512,6 +633,21 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_outboundmessage_inbound_id"))
 
     op.drop_table("outboundmessage")
+    with op.batch_alter_table("moderation_strike", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_moderation_strike_sender_id"))
+        batch_op.drop_index(batch_op.f("ix_moderation_strike_created_at"))
+
+    op.drop_table("moderation_strike")
+    with op.batch_alter_table("moderation_decision", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_moderation_decision_review_item_id"))
+        batch_op.drop_index(batch_op.f("ix_moderation_decision_created_at"))
+
+    op.drop_table("moderation_decision")
+    with op.batch_alter_table("moderation_appeal", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_moderation_appeal_sender_id"))
+        batch_op.drop_index(batch_op.f("ix_moderation_appeal_review_item_id"))
+
+    op.drop_table("moderation_appeal")
     with op.batch_alter_table("issuesupporter", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_issuesupporter_user_id"))
         batch_op.drop_index(batch_op.f("ix_issuesupporter_issue_id"))
@@ -540,6 +676,17 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_ownerunit_owner_id"))
 
     op.drop_table("ownerunit")
+    with op.batch_alter_table("moderation_review_item", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_moderation_review_item_status"))
+        batch_op.drop_index(batch_op.f("ix_moderation_review_item_sender_id"))
+        batch_op.drop_index(batch_op.f("ix_moderation_review_item_created_at"))
+
+    op.drop_table("moderation_review_item")
+    with op.batch_alter_table("moderation_mute", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_moderation_mute_until"))
+        batch_op.drop_index(batch_op.f("ix_moderation_mute_sender_id"))
+
+    op.drop_table("moderation_mute")
     with op.batch_alter_table("knowledge_document", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_knowledge_document_source"))
 

@@ -1,0 +1,60 @@
+"""Flows: status changes notify reporter and supporters; the overdue sweep tells staff once."""
+
+from __future__ import annotations
+
+from sqlmodel import Session, select
+
+from yishi.bot.models import OutboundMessage
+from yishi.core.models import Role, User
+from yishi.deliberation import flows, issues
+
+from .factories import Actors, Clock
+
+resident = Actors.resident
+staff = Actors.staff
+
+
+def _outbox(session: Session) -> list[OutboundMessage]:
+    return list(session.exec(select(OutboundMessage).order_by(OutboundMessage.id)).all())
+
+
+def test_status_change_notifies_reporter_and_supporters(session: Session, clock: Clock) -> None:
+    issue = issues.record_issue(session=session, actor=resident(1),
+                                text="3栋2单元楼道灯坏了").issue
+    issues.record_issue(session=session, actor=resident(2), text="3号楼2单元楼道灯不亮")
+    assert _outbox(session) == []  # recording answers in the chat; nothing queued
+    flows.change_issue_status(session=session, actor=staff(), issue_id=issue.id,
+                              to_status="in_progress", note="电工已出发")
+    sent = _outbox(session)
+    assert sorted(m.user_id for m in sent) == [resident(1).user_id, resident(2).user_id]
+    assert all("处理中" in m.text and "电工已出发" in m.text for m in sent)
+    assert {m.channel for m in sent} == {"wechat_mp"}
+    flows.change_issue_status(session=session, actor=staff(), issue_id=issue.id,
+                              to_status="rejected", reason="已由供电公司处理")
+    last = _outbox(session)[-1]
+    assert "未受理" in last.text and "已由供电公司处理" in last.text
+
+
+def test_assign_notifies_reporter(session: Session, clock: Clock) -> None:
+    issue = issues.record_issue(session=session, actor=resident(1), text="东门的树枝挡路").issue
+    flows.assign_issue(session=session, actor=staff(), issue_id=issue.id, party="街道/城管")
+    sent = _outbox(session)
+    assert len(sent) == 1 and "街道/城管" in sent[0].text
+
+
+def test_overdue_sweep_flags_once_and_tells_staff(session: Session, clock: Clock) -> None:
+    session.add(User(name="王主任", role=Role.staff, external_id="wecom:wang"))
+    session.add(User(name="居民", role=Role.resident, external_id="wechat_mp:o5"))
+    session.commit()
+    issue = issues.record_issue(session=session, actor=resident(1),
+                                text="5栋垃圾桶满了没人清运").issue
+    clock.advance(hours=23)
+    assert flows.flag_overdue_and_notify(session=session) == []
+    clock.advance(hours=2)
+    flagged = flows.flag_overdue_and_notify(session=session)
+    assert [i.id for i in flagged] == [issue.id]
+    sent = _outbox(session)
+    assert [m.user_id for m in sent] == ["wecom:wang"]
+    assert f"编号 {issue.id}" in sent[0].text
+    assert flows.flag_overdue_and_notify(session=session) == []
+    assert len(_outbox(session)) == 1

@@ -1,0 +1,230 @@
+"""The LLM engine: a LangChain tool-calling agent (chat model + bound tools + a small bounded loop)
+that falls back to the offline engine on any LLM error or timeout."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from sqlmodel import Session
+
+from yishi.bot import memory as memory_service
+from yishi.bot.engine import EngineReply
+from yishi.bot.intents import classify
+from yishi.bot.offline import CATEGORY_LABELS, OfflineEngine
+from yishi.bot.prompts import MEMORY_FRAME, SYSTEM_PROMPT, system_prompt
+from yishi.bot.text import finalise_reply
+from yishi.bot.tools import ToolContext, openai_tool_schemas, run_tool
+from yishi.core.auth import Actor
+from yishi.core.config import Settings
+from yishi.core.llm import Usage, build_chat_model
+
+log = logging.getLogger(__name__)
+
+MAX_STEPS = 5  # model calls per turn: enough for search → answer, or list → post → answer
+SIDE_EFFECTS = ("record_issue", "post_to_thread", "vote", "handoff")
+_TOOL_INTENTS = {
+    "record_issue": "report", "record_issue_failed": "report", "search_knowledge": "question",
+    "list_issues": "status", "get_issue": "status", "list_threads": "discussion",
+    "post_to_thread": "discussion", "post_refused": "discussion", "summarise_thread": "discussion",
+    "vote": "vote", "vote_refused": "vote", "handoff": "command",
+}
+_REFUSAL = "抱歉，这个我不能提供。我可以帮您查政策、反映问题、查进度或参与议题讨论，回复“帮助”查看用法。"
+
+
+class TurnTimeout(Exception):
+    """The whole turn ran past its deadline (e.g. a slow stream that never ends)."""
+
+
+class AgentEngine:
+    """LLM agent with tools; the offline engine answers whenever the LLM cannot."""
+
+    def __init__(self, settings: Settings, *, fallback: OfflineEngine | None = None,
+                 model: Any | None = None, turn_timeout: float | None = None) -> None:
+        self.settings = settings
+        self.fallback = fallback or OfflineEngine(settings)
+        self._model = model
+        # A per-read timeout does not bound a stream that trickles forever: bound the turn too.
+        self.turn_timeout = turn_timeout or settings.llm_timeout * 3
+
+    @property
+    def model(self) -> Any:
+        """The tool-bound chat model (built on first use)."""
+        if self._model is None:
+            self._model = build_chat_model(self.settings).bind_tools(openai_tool_schemas())
+        return self._model
+
+    def respond(
+        self, *, session: Session, actor: Actor, text: str, message_ref: str | None = None
+    ) -> EngineReply:
+        """Answer with the LLM and tools; on any LLM failure, the offline engine answers."""
+        text = (text or "").strip()
+        routed = classify(text) if text else None
+        if routed is not None and routed.command == "clear":
+            # Forgetting must not depend on a model's goodwill.
+            return self.fallback.respond(session=session, actor=actor, text=text,
+                                         message_ref=message_ref)
+        ctx = ToolContext(session=session, actor=actor, settings=self.settings, user_text=text,
+                          message_ref=message_ref)
+        usage = Usage()
+        started = time.perf_counter()
+        try:
+            mem = memory_service.load(session=session, user_id=actor.user_id,
+                                      settings=self.settings)
+            reply = self._loop(ctx, mem, text, usage)
+        except Exception as exc:
+            return self._fall_back(session, actor, text, message_ref, ctx, usage, exc)
+        reply = finalise_reply(reply)
+        if _leaks_prompt(reply):
+            ctx.actions.append({"type": "reply_replaced", "reason": "system_prompt_leak"})
+            reply = _REFUSAL
+        intent = _intent_from(ctx.actions, routed.name if routed else "chat")
+        ctx.actions.append({"type": "llm_usage", **usage.as_dict(),
+                            "seconds": round(time.perf_counter() - started, 3)})
+        try:
+            memory_service.record_exchange(
+                session=session, user_id=actor.user_id, user_text=text, reply=reply,
+                intent=intent, engine="llm", message_ref=message_ref,
+                prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
+                settings=self.settings,
+            )
+        except Exception:
+            log.exception("could not record memory for %s", actor.user_id)
+            session.rollback()
+        return EngineReply(reply=reply, intent=intent, actions=ctx.actions,
+                           citations=_cited(ctx.citations, reply), engine="llm")
+
+    # ------------------------------------------------------------------ the loop
+    def _messages(self, ctx: ToolContext, mem: memory_service.Memory, text: str) -> list[Any]:
+        from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+
+        messages: list[Any] = [SystemMessage(system_prompt(
+            community=self.settings.community_name, role=ctx.actor.role.value))]
+        if mem.summary:
+            messages.append(SystemMessage(MEMORY_FRAME.format(summary=mem.summary)))
+        for turn in mem.turns:
+            if turn.speaker == "user":
+                messages.append(HumanMessage(turn.text))
+            else:
+                messages.append(AIMessage(turn.text))
+        messages.append(HumanMessage(text or "（空消息）"))
+        return messages
+
+    def _loop(self, ctx: ToolContext, mem: memory_service.Memory, text: str,
+              usage: Usage) -> str:
+        from langchain_core.messages import ToolMessage
+
+        messages = self._messages(ctx, mem, text)
+        deadline = time.monotonic() + self.turn_timeout
+        for _ in range(MAX_STEPS):
+            ai = self._call(messages, deadline)
+            usage.add(ai)
+            messages.append(ai)
+            calls = list(getattr(ai, "tool_calls", None) or [])
+            invalid = list(getattr(ai, "invalid_tool_calls", None) or [])
+            if not calls and not invalid:
+                content = ai.content if isinstance(ai.content, str) else _text_of(ai.content)
+                if not content.strip():
+                    raise ValueError("empty reply from the model")
+                return content
+            for call in calls:
+                result = run_tool(ctx, call["name"], call.get("args") or {})
+                messages.append(ToolMessage(result, tool_call_id=call.get("id") or call["name"]))
+            for bad in invalid:
+                result = run_tool(ctx, bad.get("name") or "?", bad.get("args") or "")
+                messages.append(ToolMessage(result, tool_call_id=bad.get("id") or "invalid"))
+        raise RuntimeError("the model kept calling tools without answering")
+
+    def _call(self, messages: list[Any], deadline: float) -> Any:
+        """One streamed model call, aggregated; abandoned once the turn's deadline passes."""
+        stream = self.model.stream(messages)
+        acc: Any = None
+        try:
+            for chunk in stream:
+                acc = chunk if acc is None else acc + chunk
+                if time.monotonic() > deadline:
+                    raise TurnTimeout(f"turn exceeded {self.turn_timeout:.1f}s")
+        finally:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()
+        if acc is None:
+            raise ValueError("empty stream from the model")
+        return acc
+
+    # ------------------------------------------------------------------ fallback
+    def _fall_back(self, session: Session, actor: Actor, text: str, message_ref: str | None,
+                   ctx: ToolContext, usage: Usage, exc: Exception) -> EngineReply:
+        log.warning("LLM turn failed (%s: %s); offline engine answers", type(exc).__name__, exc)
+        note = {"type": "llm_fallback", "error": type(exc).__name__, "detail": str(exc)[:200],
+                **usage.as_dict()}
+        done = [a for a in ctx.actions if a.get("type") in SIDE_EFFECTS]
+        if not done:
+            try:
+                session.rollback()
+            except Exception:
+                log.exception("rollback failed")
+            return self.fallback.respond(session=session, actor=actor, text=text,
+                                         message_ref=message_ref,
+                                         extra_actions=[*ctx.actions, note])
+        # A tool already acted (e.g. the issue is recorded): running the offline engine would
+        # do it twice, so report what was done instead.
+        reply = finalise_reply(_reply_from_actions(done))
+        intent = _intent_from(ctx.actions, "chat")
+        try:
+            memory_service.record_exchange(session=session, user_id=actor.user_id,
+                                           user_text=text, reply=reply, intent=intent,
+                                           engine="offline", message_ref=message_ref,
+                                           settings=self.settings)
+        except Exception:
+            session.rollback()
+        return EngineReply(reply=reply, intent=intent, actions=[*ctx.actions, note],
+                           citations=ctx.citations, engine="offline")
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, list):
+        return "".join(p.get("text", "") if isinstance(p, dict) else str(p) for p in content)
+    return str(content or "")
+
+
+def _intent_from(actions: list[dict[str, Any]], default: str) -> str:
+    for action in reversed(actions):
+        intent = _TOOL_INTENTS.get(str(action.get("type")))
+        if intent:
+            return intent
+    return default if default != "command" else "chat"
+
+
+def _cited(citations: list[dict[str, str]], reply: str) -> list[dict[str, str]]:
+    """Retrieved citations the reply actually names (all retrieved ones if it names none)."""
+    named = [c for c in citations if c["source"] and (c["source"] in reply or
+                                                      (c.get("article") or "~") in reply)]
+    return named or citations
+
+
+def _leaks_prompt(reply: str, window: int = 14) -> bool:
+    """True if the reply reproduces a stretch of the system prompt's fixed text."""
+    # Only the rules section: the capability list has examples a normal reply may well echo.
+    fixed = SYSTEM_PROMPT.split("必须遵守", 1)[1]
+    compact = "".join(reply.split())
+    body = "".join(fixed.split())
+    return any(body[i:i + window] in compact for i in range(0, len(body) - window, 4))
+
+
+def _reply_from_actions(done: list[dict[str, Any]]) -> str:
+    parts = []
+    for a in done:
+        if a["type"] == "record_issue":
+            label = CATEGORY_LABELS.get(str(a.get("category")), "其他")
+            parts.append(f"已记录您反映的问题（编号 {a.get('issue_id')}，{label}），"
+                         "回复“我的问题”可查看进度。")
+        elif a["type"] == "post_to_thread":
+            parts.append(f"已把您的意见发到议题{a.get('thread_id')}。")
+        elif a["type"] == "vote":
+            word = {"agree": "同意", "disagree": "反对", "pass": "跳过"}.get(str(a.get("value")))
+            parts.append(f"已记录您对观点{a.get('statement_id')}的投票：{word}。")
+        elif a["type"] == "handoff":
+            parts.append(f"已为您转人工（编号 {a.get('handoff_id')}），工作人员会尽快联系您。")
+    return "".join(parts)

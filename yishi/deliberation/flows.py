@@ -1,0 +1,248 @@
+"""Multi-step deliberation work with side effects: state changes that notify people, and the
+periodic overdue sweep."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, select
+
+from yishi.core.auth import Actor
+from yishi.core.db import session_scope
+from yishi.core.jobs import job
+from yishi.core.models import Role, User
+from yishi.deliberation import issues, threads
+from yishi.deliberation.models import Issue, ThreadMessage
+from yishi.deliberation.schemas import STATUS_LABELS, IssueRecorded
+
+log = logging.getLogger(__name__)
+
+
+def _notify(session: Session, user_id: str, text: str) -> bool:
+    """Queue a message through the bot's outbox; False if the bot domain is not there."""
+    try:
+        from yishi.bot import outbox
+    except ImportError:
+        log.warning("bot outbox unavailable; notification to %s dropped", user_id)
+        return False
+    outbox.notify(session=session, user_id=user_id, text=text)
+    return True
+
+
+def _short(text: str, n: int = 30) -> str:
+    return text if len(text) <= n else text[:n] + "…"
+
+
+def status_notice(issue: Issue, note: str = "") -> str:
+    """The message a reporter gets when their issue changes."""
+    label = STATUS_LABELS.get(issue.status, issue.status)
+    parts = [f"您反映的问题（编号 {issue.id}：{_short(issue.text)}）进展更新：{label}。"]
+    if issue.status == "rejected" and issue.reject_reason:
+        parts.append(f"原因：{issue.reject_reason}。")
+    elif note:
+        parts.append(f"说明：{note}。")
+    if issue.responsible_party and issue.status in {"assigned", "in_progress"}:
+        parts.append(f"责任方：{issue.responsible_party}。")
+    if issue.status == "resolved":
+        parts.append("如果问题仍未解决，请回复“没解决 " + str(issue.id) + "”。")
+    return "".join(parts)
+
+
+def notify_followers(*, session: Session, issue: Issue, note: str = "") -> int:
+    """Tell the reporter and every supporter about the issue's new state; returns how many."""
+    assert issue.id is not None
+    text = status_notice(issue, note)
+    people = [issue.reporter_id, *issues.get_supporters(session=session, issue_id=issue.id)]
+    sent = 0
+    for user_id in dict.fromkeys(people):
+        sent += _notify(session, user_id, text)
+    return sent
+
+
+def change_issue_status(
+    *,
+    session: Session,
+    actor: Actor,
+    issue_id: int,
+    to_status: str,
+    note: str = "",
+    reason: str | None = None,
+) -> Issue:
+    """Staff: change an issue's status and notify its reporter and supporters."""
+    issue, old = issues.transition(session=session, actor=actor, issue_id=issue_id,
+                                   to_status=to_status, note=note, reason=reason)
+    if issue.status != old:
+        notify_followers(session=session, issue=issue, note=note)
+    return issue
+
+
+def assign_issue(
+    *,
+    session: Session,
+    actor: Actor,
+    issue_id: int,
+    party: str,
+    due_at: datetime | None = None,
+    note: str = "",
+) -> Issue:
+    """Staff: hand an issue to a party and tell the reporter who handles it now."""
+    issue, _old = issues.assign(session=session, actor=actor, issue_id=issue_id, party=party,
+                                due_at=due_at, note=note)
+    notify_followers(session=session, issue=issue, note=note or f"已转交{party}")
+    return issue
+
+
+def staff_recipients(*, session: Session) -> list[str]:
+    """Channel identities of active staff and admins (who hear about overdue issues)."""
+    rows = session.exec(
+        select(User).where(User.active == True, User.external_id != None)  # noqa: E711, E712
+    ).all()
+    return [u.external_id for u in rows
+            if u.external_id and u.role in (Role.staff, Role.admin)
+            and not u.external_id.startswith("admin:")]
+
+
+def overdue_digest(flagged: list[Issue]) -> str:
+    """One message listing newly overdue issues, by party."""
+    lines = [f"有 {len(flagged)} 个问题已超过处理时限："]
+    for issue in flagged[:20]:
+        lines.append(f"· 编号 {issue.id}【{issue.responsible_party or '未派单'}】"
+                     f"{_short(issue.text, 24)}（应于 {issue.due_at:%m-%d %H:%M} 前处理）")
+    if len(flagged) > 20:
+        lines.append(f"……另有 {len(flagged) - 20} 个，请在工作台查看“超期”列表。")
+    return "\n".join(lines)
+
+
+def flag_overdue_and_notify(*, session: Session, now: datetime | None = None) -> list[Issue]:
+    """Flag newly overdue issues and send staff one digest; returns the flagged issues."""
+    flagged = issues.flag_overdue(session=session, now=now)
+    if flagged:
+        text = overdue_digest(flagged)
+        for user_id in staff_recipients(session=session):
+            _notify(session, user_id, text)
+    return flagged
+
+
+@job("deliberation.sweep_overdue", periodic="*/5")
+def sweep_overdue() -> int:
+    """Periodic job: flag overdue issues and tell staff."""
+    with session_scope() as session:
+        flagged = flag_overdue_and_notify(session=session)
+    if flagged:
+        log.info("flagged %d overdue issues", len(flagged))
+    return len(flagged)
+
+
+# --- screened resident text from the HTTP API ---------------------------------------------------
+
+MODERATION_SOURCE = "deliberation"
+
+
+@dataclass
+class Screened:
+    """What became of a resident's text: posted (or recorded), or held for moderators."""
+
+    held: bool
+    notice: str
+    message: ThreadMessage | None = None
+    statement_id: int | None = None
+    recorded: IssueRecorded | None = None
+
+
+def _screen(text: str) -> Any:
+    from yishi.moderation import service as moderation_service
+
+    return moderation_service.screen(text)
+
+
+def _hold(session: Session, *, text: str, verdict: Any, sender_id: str, ref: str) -> None:
+    from yishi.moderation import service as moderation_service
+
+    moderation_service.hold(session=session, text=text, verdict=verdict, sender_id=sender_id,
+                            source=MODERATION_SOURCE, source_ref=ref)
+
+
+def _notice(verdict: Any) -> str:
+    from yishi.moderation import service as moderation_service
+
+    return str(moderation_service.notice_for(verdict))
+
+
+def post_screened(*, session: Session, actor: Actor, thread_id: int, text: str,
+                  as_statement: bool = False) -> Screened:
+    """Screen a resident's thread message; post the redacted text, or hold it hidden."""
+    threads.get_thread(session=session, thread_id=thread_id)
+    verdict = _screen(text)
+    visible = verdict.action == "allow"
+    message = threads.post_to_thread(session=session, actor=actor, thread_id=thread_id,
+                                     text=verdict.redacted or text, visible=visible,
+                                     as_statement=as_statement)
+    statement = threads.statement_for_message(session=session, message_id=message.id or 0)
+    if not visible:
+        _hold(session, text=text, verdict=verdict, sender_id=actor.user_id,
+              ref=f"thread_message:{message.id}")
+    return Screened(held=not visible, notice=_notice(verdict), message=message,
+                    statement_id=statement.id if statement else None)
+
+
+def record_screened_issue(*, session: Session, actor: Actor, text: str,
+                          category: str | None = None, location: str | None = None,
+                          urgency: str | None = None, media: Sequence[str] = ()) -> Screened:
+    """Screen a resident's report; record it redacted, or hold it until a moderator approves."""
+    verdict = _screen(text)
+    if verdict.action != "allow":
+        payload = json.dumps({"category": category, "location": location, "urgency": urgency,
+                              "media": list(media), "channel": actor.channel},
+                             ensure_ascii=False)
+        _hold(session, text=text, verdict=verdict, sender_id=actor.user_id,
+              ref=f"issue:{payload}"[:200])
+        return Screened(held=True, notice=_notice(verdict))
+    recorded = issues.record_issue(session=session, actor=actor, text=verdict.redacted or text,
+                                   category=category, location=location, urgency=urgency,
+                                   media=media)
+    return Screened(held=False, notice=recorded.notice, recorded=recorded)
+
+
+def release_held(session: Session, item: Any) -> None:
+    """Moderation approved a held item: show the message, or record the issue and tell them."""
+    ref = item.source_ref or ""
+    text = item.final_text or item.redacted or item.text
+    if ref.startswith("thread_message:"):
+        message = session.get(ThreadMessage, int(ref.split(":", 1)[1]))
+        if message is None:
+            return
+        message.text = text
+        session.add(message)
+        statement = threads.statement_for_message(session=session, message_id=message.id or 0)
+        if statement is not None and len(text) <= threads.STATEMENT_MAX_CHARS:
+            statement.text = text
+            session.add(statement)
+        session.commit()
+        threads.set_message_visible(session=session, message_id=message.id or 0, visible=True)
+    elif ref.startswith("issue:"):
+        try:
+            extra = json.loads(ref.split(":", 1)[1])
+        except ValueError:
+            extra = {}
+        actor = Actor(user_id=item.sender_id, role=Role.resident,
+                      channel=extra.get("channel") or item.sender_id.split(":", 1)[0])
+        recorded = issues.record_issue(session=session, actor=actor, text=text,
+                                       category=extra.get("category"),
+                                       location=extra.get("location"),
+                                       urgency=extra.get("urgency"),
+                                       media=extra.get("media") or ())
+        _notify(session, item.sender_id, recorded.notice)
+
+
+def register_moderation_handlers() -> None:
+    """Let moderators' approvals release held deliberation messages and reports."""
+    try:
+        from yishi.moderation import service as moderation_service
+    except ImportError:
+        return
+    moderation_service.register_release_handler(MODERATION_SOURCE, release_held)

@@ -1,0 +1,565 @@
+"""Moderation service: `screen` (pure, no DB), the review queue, strikes, mutes, appeals and the
+append-only audit log."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Protocol, runtime_checkable
+
+from sqlmodel import Session, col, select
+
+from yishi.core.auth import Actor
+from yishi.core.clock import utcnow
+from yishi.core.errors import Conflict, Forbidden, Invalid, NotFound
+from yishi.core.models import Role
+from yishi.moderation import classifier, injection, pii, spam
+from yishi.moderation import lexicon as lexicon_mod
+from yishi.moderation import policy as policy_mod
+from yishi.moderation.models import Appeal, ModerationDecision, Mute, ReviewItem, Strike
+from yishi.moderation.normalise import normalise, sanitise
+from yishi.moderation.schemas import Signal, Span, Verdict
+
+log = logging.getLogger(__name__)
+
+STRIKES_FOR_MUTE = 3  # blocks/rejections within STRIKE_WINDOW that trigger a mute
+STRIKE_WINDOW = timedelta(days=30)
+MUTE_BASE = timedelta(hours=24)  # doubles with every earlier mute in the window, up to MUTE_MAX
+MUTE_MAX = timedelta(days=7)
+APPEAL_WINDOW = timedelta(days=20)
+MAX_SCREEN_CHARS = 100_000  # beyond this only the head and tail are analysed
+
+
+@runtime_checkable
+class Judge(Protocol):
+    """An optional second opinion (e.g. an LLM) for the borderline band."""
+
+    def judge(self, text: str) -> Verdict | None:
+        """A verdict for `text`, or None to keep the offline decision."""
+        ...
+
+
+@dataclass
+class Screener:
+    """The compiled pipeline for one community policy."""
+
+    policy: policy_mod.Policy
+    lexicon: lexicon_mod.Lexicon
+    judge: Judge | None = None
+
+    def screen(self, text: str, *, context: str = "message", judge: Judge | None = None) -> Verdict:
+        """Run every detector and decide (see module `screen`)."""
+        text = sanitise(text if isinstance(text, str) else str(text or ""))
+        if len(text) > MAX_SCREEN_CHARS:
+            analysed = text[: MAX_SCREEN_CHARS // 2] + text[-MAX_SCREEN_CHARS // 2 :]
+            shift = len(text) - MAX_SCREEN_CHARS
+        else:
+            analysed, shift = text, 0
+        if not analysed.strip():
+            return Verdict(action="allow", redacted=text)
+        norm = normalise(analysed)
+        signals: list[Signal] = self.lexicon.match(norm)
+        signals += pii.detect(norm, context=context)
+        signals += spam.detect(norm)
+        if context != "reply":
+            signals += injection.detect(norm)
+        reasons: list[str] = []
+        signals += self._classifier_signals(norm.compact.text, signals, reasons)
+        weak = self.lexicon.weak_hits(norm)
+        if weak:
+            reasons.append("外部词表弱信号：" + "、".join(weak[:5]))
+        if shift:
+            half = MAX_SCREEN_CHARS // 2
+            for s in signals:
+                if s.start >= half:
+                    s.start += shift
+                    s.end += shift
+        action, cats, score = self.policy.decide(signals)
+        verdict = _build_verdict(text, signals, action, cats, score, reasons)
+        judge = judge or self.judge
+        low, high = self.policy.judge_band
+        if judge is not None and action != "block" and (action == "review" or low <= score < high):
+            verdict = _ask_judge(judge, text, verdict)
+        return verdict
+
+    def _classifier_signals(
+        self, compact: str, signals: list[Signal], reasons: list[str]
+    ) -> list[Signal]:
+        model = classifier.get_model()
+        if model is None or len(compact) < 2:
+            return []
+        p = model.prob_prepared(compact)
+        pol = self.policy
+        out: list[Signal] = []
+        abusive = [s for s in signals if s.category in _ABUSE and s.source != "pii"]
+        if abusive and p >= pol.clf_confirm:
+            top = max(abusive, key=lambda s: s.score)
+            if top.score >= pol.rule(top.category).review:
+                # A review-level word in a text the model also finds offensive: block it.
+                boosted = min(0.99, max(top.score, pol.rule(top.category).block))
+                out.append(top.model_copy(update={"score": boosted, "source": "classifier"}))
+                reasons.append(f"模型确认冒犯（{p:.2f}）")
+        if p >= pol.clf_block:
+            out.append(Signal(category="insult", score=0.9, end=0, source="classifier",
+                              reason=f"模型判定冒犯（{p:.2f}）"))
+        elif p >= pol.clf_review:
+            out.append(Signal(category="insult", score=0.6, end=0, source="classifier",
+                              reason=f"模型判定可能冒犯（{p:.2f}）"))
+        return out
+
+
+_ABUSE = {"insult", "harassment", "threat", "hate", "sexual", "incitement"}
+
+
+def _build_verdict(
+    text: str, signals: list[Signal], action: str, cats: list[str], score: float,
+    extra_reasons: list[str],
+) -> Verdict:
+    counted = set(cats)
+    spans: list[Span] = []
+    reasons: list[str] = []
+    seen_reasons: set[str] = set()
+    for s in sorted(signals, key=lambda s: (s.start, -s.score)):
+        if s.category not in counted and not s.redact:
+            continue
+        if s.end > s.start:
+            spans.append(Span(start=s.start, end=s.end, category=s.category, text=text[s.start : s.end]))
+        if s.reason and s.reason not in seen_reasons:
+            seen_reasons.add(s.reason)
+            reasons.append(s.reason)
+    reasons += [r for r in extra_reasons if r not in seen_reasons]
+    return Verdict(
+        action=action,  # type: ignore[arg-type]
+        categories=cats,
+        score=score,
+        spans=spans,
+        redacted=redact(text, [s for s in signals if s.redact]),
+        reasons=reasons,
+    )
+
+
+def redact(text: str, signals: list[Signal]) -> str:
+    """`text` with every personal-data span masked."""
+    if not signals:
+        return text
+    out = text
+    for s in sorted(signals, key=lambda s: -s.start):
+        out = out[: s.start] + pii.mask(out[s.start : s.end]) + out[s.end :]
+    return out
+
+
+def _ask_judge(judge: Judge, text: str, offline: Verdict) -> Verdict:
+    try:
+        opinion = judge.judge(text)
+    except Exception:  # any failure of an outside judge keeps the offline decision
+        log.warning("moderation judge failed; keeping the offline decision", exc_info=True)
+        return offline
+    if opinion is None:
+        return offline
+    # The judge decides the action; spans and redaction stay ours (personal data stays masked).
+    return offline.model_copy(
+        update={
+            "action": opinion.action,
+            "categories": opinion.categories or offline.categories,
+            "score": opinion.score,
+            "reasons": [*offline.reasons, *[f"复核模型：{r}" for r in opinion.reasons]],
+        }
+    )
+
+
+_screener: Screener | None = None
+_screener_lock = threading.Lock()
+_default_judge: Judge | None = None
+
+
+def get_screener() -> Screener:
+    """The process-wide screener built from settings (policy file, community lexicons)."""
+    global _screener
+    if _screener is None:
+        with _screener_lock:
+            if _screener is None:
+                from yishi.core.config import get_settings
+
+                settings = get_settings()
+                pol = policy_mod.load(settings.moderation_policy_path)
+                lex = lexicon_mod.build(
+                    extra_allow=pol.allow_terms,
+                    weak_paths=settings.moderation_lexicon_paths,
+                    extra_entries=pol.extra_terms,
+                )
+                _screener = Screener(policy=pol, lexicon=lex, judge=_default_judge)
+    return _screener
+
+
+def reset() -> None:
+    """Drop the cached screener (after settings change, in tests)."""
+    global _screener
+    with _screener_lock:
+        _screener = None
+
+
+def set_judge(judge: Judge | None) -> None:
+    """Install (or remove) the borderline-band judge, e.g. from the app lifespan."""
+    global _default_judge
+    _default_judge = judge
+    if _screener is not None:
+        _screener.judge = judge
+
+
+def screen(text: str, *, context: str = "message", judge: Judge | None = None) -> Verdict:
+    """Screen one text before it is posted: allow / review / block, spans and a redacted copy.
+
+    `context` is "message" (a resident's) or "reply" (the bot's own). Pure and fast; no DB.
+    """
+    return get_screener().screen(text, context=context, judge=judge)
+
+
+# --- notices ------------------------------------------------------------------------------
+
+_NOTICE_BLOCK = "您的消息暂未发出：其中有些内容可能不适合在社区里公开。消息已交给管理员复核，如有误判会尽快放行。"
+_NOTICE_REVIEW = "您的消息已收到，需要管理员看一下再发布，通常很快。感谢理解！"
+_NOTICE_INJECTION = "这条消息里有让助手改变设定的内容，暂未处理，已交给管理员查看。您可以直接说说想办的事。"
+_NOTICE_PII = "为保护隐私，消息里的他人联系方式或证件信息暂不公开，已交给管理员复核。"
+_NOTICE_SELF_PII = "您的消息已发布，为保护您的隐私，手机号等个人信息已隐藏。"
+
+
+def notice_for(verdict: Verdict) -> str:
+    """A short, polite, non-shaming notice for the sender of a held or blocked message."""
+    cats = set(verdict.categories)
+    if verdict.action == "allow":
+        return _NOTICE_SELF_PII if "self_pii" in cats else ""
+    if "prompt_injection" in cats and len(cats - {"self_pii"}) == 1:
+        return _NOTICE_INJECTION
+    if "doxxing" in cats and len(cats - {"self_pii"}) == 1:
+        return _NOTICE_PII
+    return _NOTICE_BLOCK if verdict.action == "block" else _NOTICE_REVIEW
+
+
+# --- review queue ---------------------------------------------------------------------------
+
+ReleaseHandler = Callable[[Session, ReviewItem], None]
+_release_handlers: dict[str, ReleaseHandler] = {}
+
+
+def register_release_handler(source: str, handler: ReleaseHandler) -> None:
+    """Call `handler(session, item)` when an item from `source` is approved (to post it)."""
+    _release_handlers[source] = handler
+
+
+def _audit(
+    session: Session, *, item_id: int | None, actor_id: str, action: str, reason: str = "",
+    details: dict[str, Any] | None = None,
+) -> ModerationDecision:
+    entry = ModerationDecision(
+        review_item_id=item_id, actor_id=actor_id, action=action, reason=reason,
+        details=details or {},
+    )
+    session.add(entry)
+    return entry
+
+
+def hold(
+    *, session: Session, text: str, verdict: Verdict, sender_id: str, source: str,
+    source_ref: str | None = None,
+) -> ReviewItem:
+    """Put a message in the moderators' queue; a block also records a strike (and maybe a mute)."""
+    item = ReviewItem(
+        sender_id=sender_id,
+        source=source,
+        source_ref=source_ref,
+        text=text,
+        redacted=verdict.redacted,
+        action=verdict.action,
+        categories=list(verdict.categories),
+        score=verdict.score,
+        spans=[s.model_dump() for s in verdict.spans],
+        reasons=list(verdict.reasons),
+    )
+    session.add(item)
+    session.flush()
+    _audit(
+        session, item_id=item.id, actor_id="system", action=f"screen_{verdict.action}",
+        reason="；".join(verdict.reasons[:5]),
+        details={"categories": verdict.categories, "score": verdict.score, "source": source},
+    )
+    if verdict.action == "block":
+        _strike(session, sender_id=sender_id, item_id=item.id, reason="消息被拦截", actor_id="system")
+    session.commit()
+    session.refresh(item)
+    return item
+
+
+def _strike(session: Session, *, sender_id: str, item_id: int | None, reason: str, actor_id: str) -> None:
+    session.add(Strike(sender_id=sender_id, review_item_id=item_id, reason=reason))
+    session.flush()
+    _audit(session, item_id=item_id, actor_id=actor_id, action="strike", reason=reason,
+           details={"sender_id": sender_id})
+    now = utcnow()
+    since = now - STRIKE_WINDOW
+    strikes = session.exec(
+        select(Strike).where(
+            Strike.sender_id == sender_id, Strike.created_at >= since, Strike.voided == False  # noqa: E712
+        )
+    ).all()
+    if len(strikes) < STRIKES_FOR_MUTE or _active_mute(session, sender_id) is not None:
+        return
+    earlier = session.exec(
+        select(Mute).where(Mute.sender_id == sender_id, Mute.created_at >= since)
+    ).all()
+    length = min(MUTE_BASE * (2 ** len(earlier)), MUTE_MAX)
+    mute = Mute(sender_id=sender_id, until=now + length, reason=f"{STRIKES_FOR_MUTE} 次违规后自动禁言")
+    session.add(mute)
+    _audit(session, item_id=item_id, actor_id="system", action="mute", reason=mute.reason,
+           details={"sender_id": sender_id, "hours": length.total_seconds() / 3600})
+
+
+def _active_mute(session: Session, sender_id: str) -> Mute | None:
+    now = utcnow()
+    return session.exec(
+        select(Mute).where(
+            Mute.sender_id == sender_id, Mute.until > now, col(Mute.lifted_at).is_(None)
+        )
+    ).first()
+
+
+def is_muted(*, session: Session, sender_id: str) -> bool:
+    """Is the sender under an active temporary mute?"""
+    return _active_mute(session, sender_id) is not None
+
+
+def get_mutes(*, session: Session, active_only: bool = True) -> list[Mute]:
+    """Mutes, newest first (only the active ones by default)."""
+    stmt = select(Mute).order_by(col(Mute.created_at).desc())
+    if active_only:
+        stmt = stmt.where(Mute.until > utcnow(), col(Mute.lifted_at).is_(None))
+    return list(session.exec(stmt))
+
+
+def mute(*, session: Session, actor: Actor, sender_id: str, hours: float, reason: str) -> Mute:
+    """Mute a sender by hand for `hours` (moderator)."""
+    actor.require(Role.moderator)
+    if not (0 < hours <= 24 * 30):
+        raise Invalid("禁言时长需在 0 到 720 小时之间")
+    if not reason.strip():
+        raise Invalid("请填写禁言原因")
+    m = Mute(sender_id=sender_id, until=utcnow() + timedelta(hours=hours), reason=reason,
+             created_by=actor.user_id)
+    session.add(m)
+    _audit(session, item_id=None, actor_id=actor.user_id, action="mute", reason=reason,
+           details={"sender_id": sender_id, "hours": hours})
+    session.commit()
+    session.refresh(m)
+    return m
+
+
+def unmute(*, session: Session, actor: Actor, sender_id: str, reason: str = "") -> int:
+    """Lift every active mute of a sender; returns how many were lifted."""
+    actor.require(Role.moderator)
+    now = utcnow()
+    lifted = 0
+    for m in session.exec(
+        select(Mute).where(Mute.sender_id == sender_id, Mute.until > now, col(Mute.lifted_at).is_(None))
+    ):
+        m.lifted_at = now
+        m.lifted_by = actor.user_id
+        session.add(m)
+        lifted += 1
+    _audit(session, item_id=None, actor_id=actor.user_id, action="unmute", reason=reason,
+           details={"sender_id": sender_id, "lifted": lifted})
+    session.commit()
+    return lifted
+
+
+def get_strikes(*, session: Session, sender_id: str) -> list[Strike]:
+    """A sender's strikes, newest first."""
+    return list(
+        session.exec(
+            select(Strike).where(Strike.sender_id == sender_id).order_by(col(Strike.created_at).desc())
+        )
+    )
+
+
+def get_queue(*, session: Session, status: str = "pending", limit: int = 50, offset: int = 0) -> list[ReviewItem]:
+    """Held items with a status, oldest first (the queue order)."""
+    stmt = (
+        select(ReviewItem)
+        .where(ReviewItem.status == status)
+        .order_by(col(ReviewItem.created_at), col(ReviewItem.id))
+        .offset(offset)
+        .limit(min(max(limit, 1), 200))
+    )
+    return list(session.exec(stmt))
+
+
+def get(*, session: Session, item_id: int) -> ReviewItem:
+    """One held item or NotFound."""
+    item = session.get(ReviewItem, item_id)
+    if item is None:
+        raise NotFound(f"没有编号为 {item_id} 的待审消息", hint="刷新审核队列后再试")
+    return item
+
+
+def _decidable(session: Session, actor: Actor, item_id: int) -> ReviewItem:
+    actor.require(Role.moderator)
+    item = get(session=session, item_id=item_id)
+    if item.status not in ("pending", "escalated"):
+        raise Conflict(f"该消息已处理（{item.status}）", hint="如需更改，请走申诉流程")
+    return item
+
+
+def _decide(session: Session, item: ReviewItem, actor: Actor, status: str, reason: str) -> None:
+    item.status = status
+    item.decided_by = actor.user_id
+    item.decided_at = utcnow()
+    item.decision_reason = reason
+
+
+def approve(*, session: Session, actor: Actor, item_id: int, reason: str = "") -> ReviewItem:
+    """Approve a held item: its redacted text may be posted."""
+    item = _decidable(session, actor, item_id)
+    _decide(session, item, actor, "approved", reason)
+    item.final_text = item.redacted or item.text
+    _audit(session, item_id=item.id, actor_id=actor.user_id, action="approve", reason=reason)
+    session.add(item)
+    _release(session, item)
+    session.commit()
+    session.refresh(item)
+    return item
+
+
+def reject(*, session: Session, actor: Actor, item_id: int, reason: str = "") -> ReviewItem:
+    """Reject a held item: it is never posted, and a held (not yet struck) sender gets a strike."""
+    item = _decidable(session, actor, item_id)
+    _decide(session, item, actor, "rejected", reason)
+    _audit(session, item_id=item.id, actor_id=actor.user_id, action="reject", reason=reason)
+    session.add(item)
+    already = session.exec(select(Strike).where(Strike.review_item_id == item.id)).first()
+    if already is None:
+        _strike(session, sender_id=item.sender_id, item_id=item.id, reason="消息经复核被拒绝",
+                actor_id=actor.user_id)
+    session.commit()
+    session.refresh(item)
+    return item
+
+
+def edit_and_approve(
+    *, session: Session, actor: Actor, item_id: int, text: str, reason: str = ""
+) -> ReviewItem:
+    """Approve an edited version of a held item (the edit is screened and redacted too)."""
+    item = _decidable(session, actor, item_id)
+    if not text.strip():
+        raise Invalid("修改后的内容不能为空")
+    check = screen(text)
+    if check.action == "block":
+        raise Invalid("修改后的内容仍会被拦截", hint="；".join(check.reasons[:3]) or "请再修改")
+    _decide(session, item, actor, "approved", reason)
+    item.final_text = check.redacted
+    _audit(session, item_id=item.id, actor_id=actor.user_id, action="edit_approve", reason=reason,
+           details={"edited_text": check.redacted})
+    session.add(item)
+    _release(session, item)
+    session.commit()
+    session.refresh(item)
+    return item
+
+
+def escalate(*, session: Session, actor: Actor, item_id: int, reason: str) -> ReviewItem:
+    """Escalate a held item to senior moderators / staff; a reason is required."""
+    actor.require(Role.moderator)
+    item = get(session=session, item_id=item_id)
+    if item.status != "pending":
+        raise Conflict(f"只有待审消息可以升级（当前：{item.status}）")
+    if not reason.strip():
+        raise Invalid("升级需要填写原因")
+    item.status = "escalated"
+    item.decision_reason = reason
+    _audit(session, item_id=item.id, actor_id=actor.user_id, action="escalate", reason=reason)
+    session.add(item)
+    session.commit()
+    session.refresh(item)
+    return item
+
+
+def _release(session: Session, item: ReviewItem) -> None:
+    handler = _release_handlers.get(item.source)
+    if handler is not None:
+        handler(session, item)
+
+
+# --- appeals ----------------------------------------------------------------------------------
+
+
+def appeal(*, session: Session, actor: Actor, item_id: int, reason: str) -> Appeal:
+    """Appeal one decision about your own message: once per decision, within 20 days."""
+    item = get(session=session, item_id=item_id)
+    if item.sender_id != actor.user_id and not actor.has_role(Role.moderator):
+        raise Forbidden("只能对自己的消息申诉")
+    if item.status == "approved":
+        raise Invalid("这条消息已通过，无需申诉")
+    if not reason.strip():
+        raise Invalid("请写明申诉理由")
+    decided = item.decided_at or item.created_at
+    if utcnow() - decided > APPEAL_WINDOW:
+        raise Invalid("已超过 20 天申诉期限", hint="如有疑问请联系居委会")
+    existing = session.exec(select(Appeal).where(Appeal.review_item_id == item_id)).first()
+    if existing is not None:
+        raise Conflict("这条消息已经申诉过了", hint="每个处理决定只能申诉一次，请等待结果")
+    a = Appeal(review_item_id=item_id, sender_id=item.sender_id, reason=reason)
+    session.add(a)
+    _audit(session, item_id=item_id, actor_id=actor.user_id, action="appeal", reason=reason)
+    session.commit()
+    session.refresh(a)
+    return a
+
+
+def get_appeals(*, session: Session, status: str = "open") -> list[Appeal]:
+    """Appeals with a status, oldest first."""
+    return list(
+        session.exec(select(Appeal).where(Appeal.status == status).order_by(col(Appeal.created_at)))
+    )
+
+
+def resolve_appeal(
+    *, session: Session, actor: Actor, appeal_id: int, upheld: bool, reason: str = ""
+) -> Appeal:
+    """Rule on an appeal; upholding it approves the message and voids its strike."""
+    actor.require(Role.moderator)
+    a = session.get(Appeal, appeal_id)
+    if a is None:
+        raise NotFound(f"没有编号为 {appeal_id} 的申诉")
+    if a.status != "open":
+        raise Conflict("该申诉已处理")
+    a.status = "upheld" if upheld else "denied"
+    a.resolved_by = actor.user_id
+    a.resolved_at = utcnow()
+    a.resolution_reason = reason
+    session.add(a)
+    _audit(session, item_id=a.review_item_id, actor_id=actor.user_id,
+           action="appeal_upheld" if upheld else "appeal_denied", reason=reason)
+    if upheld:
+        item = get(session=session, item_id=a.review_item_id)
+        _decide(session, item, actor, "approved", reason or "申诉成立")
+        item.final_text = item.redacted or item.text
+        session.add(item)
+        for s in session.exec(select(Strike).where(Strike.review_item_id == item.id)):
+            s.voided = True
+            session.add(s)
+        _release(session, item)
+    session.commit()
+    session.refresh(a)
+    return a
+
+
+def get_audit(
+    *, session: Session, item_id: int | None = None, actor_id: str | None = None, limit: int = 100
+) -> list[ModerationDecision]:
+    """Audit-log entries, newest first, optionally for one item or one actor."""
+    stmt = select(ModerationDecision).order_by(col(ModerationDecision.id).desc()).limit(min(limit, 1000))
+    if item_id is not None:
+        stmt = stmt.where(ModerationDecision.review_item_id == item_id)
+    if actor_id is not None:
+        stmt = stmt.where(ModerationDecision.actor_id == actor_id)
+    return list(session.exec(stmt))

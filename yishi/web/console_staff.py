@@ -1,0 +1,509 @@
+"""Console pages for staff: the issue board, threads with their cited summaries, proposals, the
+responsibility list, and the messages Yishi could not answer or deliver. Logic lives in
+`yishi.deliberation` (issues, flows, threads, summaries, proposals, responsibility)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from sqlmodel import col, select
+
+from yishi.core.clock import utcnow
+from yishi.core.deps import SessionDep
+from yishi.core.errors import Invalid, YishiError
+from yishi.core.models import Role
+from yishi.deliberation import flows, issues, proposals, responsibility, summaries, threads
+from yishi.deliberation.models import SummaryRecord
+from yishi.deliberation.schemas import STATUS_LABELS, ThreadSummary
+from yishi.web.console_session import (
+    CONSOLE_PATH,
+    ConsoleRoute,
+    CsrfChecked,
+    StaffUser,
+    redirect,
+    render,
+)
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(include_in_schema=False, route_class=ConsoleRoute)
+
+URGENCY_LABELS = {"low": "低", "normal": "一般", "high": "较急", "urgent": "紧急"}
+EVENT_LABELS = {
+    "reported": "上报",
+    "routed": "自动分派",
+    "assigned": "派单",
+    "status": "状态变更",
+    "supporter": "居民附议",
+    "overdue": "超期提醒",
+}
+THREAD_STATUS_LABELS = {"open": "讨论中", "closed": "已结束"}
+VOTE_LABELS = {"agree": "同意", "disagree": "反对", "pass": "跳过"}
+
+
+def _issue_filters(party: str, status: str, building: str, category: str, overdue: str
+                   ) -> dict[str, Any]:
+    return {
+        "party": party.strip(),
+        "status": status if status in STATUS_LABELS else "",
+        "building": building.strip(),
+        "category": category if category in responsibility.CATEGORY_LABELS else "",
+        "overdue": overdue if overdue in ("yes", "no") else "",
+    }
+
+
+@router.get(f"{CONSOLE_PATH}/issues", response_class=HTMLResponse)
+def issue_board(
+    request: Request,
+    session: SessionDep,
+    actor: StaffUser,
+    party: str = "",
+    status: str = "",
+    building: str = "",
+    category: str = "",
+    overdue: str = "",
+) -> HTMLResponse:
+    """The issue board, filtered by responsible party, status, building, category, overdue."""
+    f = _issue_filters(party, status, building, category, overdue)
+    rows = issues.list_issues(
+        session=session,
+        actor=actor,
+        party=f["party"] or None,
+        status=f["status"] or None,
+        building=f["building"] or None,
+        category=f["category"] or None,
+        overdue={"yes": True, "no": False}.get(f["overdue"]),
+    )
+    now = utcnow()
+    parties = sorted({e.party for e in responsibility.get_list(session=session).values()})
+    return render(
+        request,
+        "console/issues.html",
+        {
+            "issues": rows,
+            "overdue": {i.id: issues.is_overdue(i, now) for i in rows},
+            "filters": f,
+            "parties": parties,
+            "statuses": STATUS_LABELS,
+            "categories": responsibility.CATEGORY_LABELS,
+            "urgencies": URGENCY_LABELS,
+        },
+    )
+
+
+@router.get(f"{CONSOLE_PATH}/issues/{{issue_id}}", response_class=HTMLResponse)
+def issue_detail(
+    request: Request, session: SessionDep, actor: StaffUser, issue_id: int
+) -> HTMLResponse:
+    """One issue with its timeline and the status and assignment forms."""
+    issue = issues.get_issue(session=session, actor=actor, issue_id=issue_id)
+    timeline = issues.get_timeline(session=session, actor=actor, issue_id=issue_id)
+    allowed = sorted(issues.ALLOWED_TRANSITIONS.get(issues.IssueStatus(issue.status), set()))
+    parties = sorted({e.party for e in responsibility.get_list(session=session).values()})
+    return render(
+        request,
+        "console/issue_detail.html",
+        {
+            "issue": issue,
+            "timeline": timeline,
+            "overdue": issues.is_overdue(issue),
+            "allowed": [str(s) for s in allowed],
+            "can_assign": issue.status in {s.value for s in issues.OPEN_ISSUE_STATUSES},
+            "parties": parties,
+            "statuses": STATUS_LABELS,
+            "categories": responsibility.CATEGORY_LABELS,
+            "urgencies": URGENCY_LABELS,
+            "events": EVENT_LABELS,
+        },
+    )
+
+
+@router.post(f"{CONSOLE_PATH}/issues/{{issue_id}}/status", dependencies=[CsrfChecked])
+def issue_status(
+    request: Request,
+    session: SessionDep,
+    actor: StaffUser,
+    issue_id: int,
+    status: Annotated[str, Form()] = "",
+    note: Annotated[str, Form(max_length=1000)] = "",
+) -> RedirectResponse:
+    """Change an issue's status; the reporter and supporters are notified."""
+    back = f"{CONSOLE_PATH}/issues/{issue_id}"
+    note = note.strip()
+    try:
+        issue = flows.change_issue_status(
+            session=session, actor=actor, issue_id=issue_id, to_status=status, note=note,
+            reason=note if status == "rejected" else None,
+        )
+    except YishiError as exc:
+        session.rollback()
+        return redirect(request, back, error=exc)
+    label = STATUS_LABELS.get(issue.status, issue.status)
+    return redirect(request, back, ok=f"问题 #{issue_id} 已改为“{label}”，已通知反映人")
+
+
+@router.post(f"{CONSOLE_PATH}/issues/{{issue_id}}/assign", dependencies=[CsrfChecked])
+def issue_assign(
+    request: Request,
+    session: SessionDep,
+    actor: StaffUser,
+    issue_id: int,
+    party: Annotated[str, Form(max_length=100)] = "",
+    due_at: Annotated[str, Form()] = "",
+    note: Annotated[str, Form(max_length=1000)] = "",
+) -> RedirectResponse:
+    """Hand an issue to a party (due time from the list unless given)."""
+    back = f"{CONSOLE_PATH}/issues/{issue_id}"
+    try:
+        if not party.strip():
+            raise Invalid("请选择或填写责任方")
+        due: datetime | None = None
+        if due_at.strip():
+            try:
+                due = datetime.fromisoformat(due_at.strip())
+            except ValueError:
+                raise Invalid("处理时限格式不对", hint="例如 2026-12-01T18:00") from None
+        flows.assign_issue(
+            session=session, actor=actor, issue_id=issue_id, party=party.strip(), due_at=due,
+            note=note.strip(),
+        )
+    except YishiError as exc:
+        session.rollback()
+        return redirect(request, back, error=exc)
+    return redirect(request, back, ok=f"问题 #{issue_id} 已派给{party.strip()}")
+
+
+# --- threads and summaries --------------------------------------------------------------------
+
+
+@router.get(f"{CONSOLE_PATH}/threads", response_class=HTMLResponse)
+def thread_list(request: Request, session: SessionDep, actor: StaffUser) -> HTMLResponse:
+    """Every thread with its statement and vote counts."""
+    rows = threads.get_all_threads(session=session)
+    counts: dict[int | None, dict[str, int]] = {}
+    for t in rows:
+        assert t.id is not None
+        tallies = threads.tally(session=session, thread_id=t.id)
+        counts[t.id] = {
+            "statements": len(threads.get_statements(session=session, thread_id=t.id)),
+            "messages": len(threads.get_messages(session=session, thread_id=t.id)),
+            "votes": sum(sum(v.values()) for v in tallies.values()),
+        }
+    return render(
+        request,
+        "console/threads.html",
+        {"threads": rows, "counts": counts, "statuses": THREAD_STATUS_LABELS},
+    )
+
+
+def _latest_summary(session: Any, thread_id: int) -> SummaryRecord | None:
+    return session.exec(
+        select(SummaryRecord).where(SummaryRecord.thread_id == thread_id)
+        .order_by(col(SummaryRecord.id).desc())
+    ).first()
+
+
+@router.get(f"{CONSOLE_PATH}/threads/{{thread_id}}", response_class=HTMLResponse)
+def thread_detail(
+    request: Request, session: SessionDep, actor: StaffUser, thread_id: int
+) -> HTMLResponse:
+    """A thread: its question, statements with vote counts, and residents' messages."""
+    thread = threads.get_thread(session=session, thread_id=thread_id)
+    statements = threads.get_statements(session=session, thread_id=thread_id)
+    tallies = threads.tally(session=session, thread_id=thread_id)
+    empty = {"agree": 0, "disagree": 0, "pass": 0}
+    return render(
+        request,
+        "console/thread_detail.html",
+        {
+            "thread": thread,
+            "statements": [(s, tallies.get(s.id or 0, empty)) for s in statements],
+            "messages": threads.get_messages(session=session, thread_id=thread_id),
+            "summary": _latest_summary(session, thread_id),
+            "statuses": THREAD_STATUS_LABELS,
+            "proposal_types": proposals.PROPOSAL_TYPES,
+        },
+    )
+
+
+@router.post(f"{CONSOLE_PATH}/threads/{{thread_id}}/summarise", dependencies=[CsrfChecked])
+def thread_summarise(
+    request: Request, session: SessionDep, actor: StaffUser, thread_id: int
+) -> RedirectResponse:
+    """Ask Yishi for a cited consensus summary of the thread (kept for proposals)."""
+    settings = request.app.state.settings
+    llm = None
+    if settings.llm_enabled:
+        from yishi.core.llm import build_chat_model
+
+        llm = build_chat_model(settings)
+    try:
+        summary = summaries.summarise_thread(
+            session=session, actor=actor, thread_id=thread_id, llm=llm
+        )
+    except YishiError as exc:
+        session.rollback()
+        return redirect(request, f"{CONSOLE_PATH}/threads/{thread_id}", error=exc)
+    return redirect(
+        request,
+        f"{CONSOLE_PATH}/threads/{thread_id}/summary?id={summary.summary_id or ''}",
+        ok="已生成讨论总结",
+    )
+
+
+@router.get(f"{CONSOLE_PATH}/threads/{{thread_id}}/summary", response_class=HTMLResponse)
+def thread_summary(
+    request: Request, session: SessionDep, actor: StaffUser, thread_id: int,
+    id: int | None = None,
+) -> HTMLResponse:
+    """A stored summary: opinion groups, representative statements, consensus and division."""
+    thread = threads.get_thread(session=session, thread_id=thread_id)
+    record = session.get(SummaryRecord, id) if id is not None else None
+    if record is None or record.thread_id != thread_id:
+        record = _latest_summary(session, thread_id)
+    summary = ThreadSummary.model_validate(record.content) if record is not None else None
+    return render(
+        request,
+        "console/thread_summary.html",
+        {
+            "thread": thread,
+            "record": record,
+            "summary": summary,
+            "proposal_types": proposals.PROPOSAL_TYPES,
+        },
+    )
+
+
+@router.post(f"{CONSOLE_PATH}/threads/{{thread_id}}/close", dependencies=[CsrfChecked])
+def thread_close(
+    request: Request, session: SessionDep, actor: StaffUser, thread_id: int
+) -> RedirectResponse:
+    """Close a thread to new messages and votes."""
+    back = f"{CONSOLE_PATH}/threads/{thread_id}"
+    try:
+        threads.close_thread(session=session, actor=actor, thread_id=thread_id)
+    except YishiError as exc:
+        session.rollback()
+        return redirect(request, back, error=exc)
+    return redirect(request, back, ok="议题已结束讨论")
+
+
+# --- proposals --------------------------------------------------------------------------------
+
+
+@router.post(f"{CONSOLE_PATH}/proposals", dependencies=[CsrfChecked])
+def proposal_draft(
+    request: Request,
+    session: SessionDep,
+    actor: StaffUser,
+    thread_id: Annotated[int, Form()],
+    summary_id: Annotated[str, Form()] = "",
+    proposal_type: Annotated[str, Form()] = "consultation",
+    title: Annotated[str, Form(max_length=200)] = "",
+) -> RedirectResponse:
+    """Draft a proposal (责任表、时间表、任务表) from a thread's checked summary."""
+    try:
+        proposal = proposals.draft_from_summary(
+            session=session, actor=actor,
+            summary_id=int(summary_id) if summary_id.isdigit() else None,
+            thread_id=thread_id, proposal_type=proposal_type, title=title.strip() or None,
+        )
+    except YishiError as exc:
+        session.rollback()
+        return redirect(request, f"{CONSOLE_PATH}/threads/{thread_id}", error=exc)
+    return redirect(request, f"{CONSOLE_PATH}/proposals/{proposal.id}", ok="已生成提案草案")
+
+
+@router.get(f"{CONSOLE_PATH}/proposals", response_class=HTMLResponse)
+def proposal_list(
+    request: Request, session: SessionDep, actor: StaffUser, status: str = ""
+) -> HTMLResponse:
+    """Proposals, newest first, by status."""
+    status = status if status in proposals.STATUS_LABELS else ""
+    return render(
+        request,
+        "console/proposals.html",
+        {
+            "proposals": proposals.get_all(session=session, status=status or None),
+            "status": status,
+            "statuses": proposals.STATUS_LABELS,
+            "types": proposals.PROPOSAL_TYPES,
+        },
+    )
+
+
+@router.get(f"{CONSOLE_PATH}/proposals/{{proposal_id}}", response_class=HTMLResponse)
+def proposal_detail(
+    request: Request, session: SessionDep, actor: StaffUser, proposal_id: int
+) -> HTMLResponse:
+    """A proposal: options, responsibility / timetable / task tables, updates and the count."""
+    proposal = proposals.get(session=session, proposal_id=proposal_id)
+    allowed = sorted(proposals.ALLOWED.get(proposal.status, set()))
+    if proposal.status == "voting":
+        allowed = []  # the count decides; staff close the vote instead
+    try:
+        count: dict[str, Any] | None = proposals.tally(session=session, proposal_id=proposal_id)
+    except YishiError:
+        count = None
+    return render(
+        request,
+        "console/proposal_detail.html",
+        {
+            "proposal": proposal,
+            "updates": proposals.get_updates(session=session, proposal_id=proposal_id),
+            "allowed": [str(s) for s in allowed],
+            "count": count,
+            "statuses": proposals.STATUS_LABELS,
+            "types": proposals.PROPOSAL_TYPES,
+        },
+    )
+
+
+@router.post(f"{CONSOLE_PATH}/proposals/{{proposal_id}}/status", dependencies=[CsrfChecked])
+def proposal_status(
+    request: Request,
+    session: SessionDep,
+    actor: StaffUser,
+    proposal_id: int,
+    status: Annotated[str, Form()] = "",
+    note: Annotated[str, Form(max_length=2000)] = "",
+) -> RedirectResponse:
+    """Move a proposal along its status machine."""
+    back = f"{CONSOLE_PATH}/proposals/{proposal_id}"
+    try:
+        proposal = proposals.change_status(
+            session=session, actor=actor, proposal_id=proposal_id, to_status=status,
+            note=note.strip(),
+        )
+    except YishiError as exc:
+        session.rollback()
+        return redirect(request, back, error=exc)
+    label = proposals.STATUS_LABELS.get(proposal.status, proposal.status)
+    return redirect(request, back, ok=f"提案已改为“{label}”")
+
+
+@router.post(f"{CONSOLE_PATH}/proposals/{{proposal_id}}/close", dependencies=[CsrfChecked])
+def proposal_close(
+    request: Request, session: SessionDep, actor: StaffUser, proposal_id: int
+) -> RedirectResponse:
+    """End the vote: the rule decides adopted or rejected."""
+    back = f"{CONSOLE_PATH}/proposals/{proposal_id}"
+    try:
+        proposal = proposals.close_voting(session=session, actor=actor, proposal_id=proposal_id)
+    except YishiError as exc:
+        session.rollback()
+        return redirect(request, back, error=exc)
+    label = proposals.STATUS_LABELS.get(proposal.status, proposal.status)
+    return redirect(request, back, ok=f"表决已结束：{label}")
+
+
+@router.post(f"{CONSOLE_PATH}/proposals/{{proposal_id}}/notes", dependencies=[CsrfChecked])
+def proposal_note(
+    request: Request,
+    session: SessionDep,
+    actor: StaffUser,
+    proposal_id: int,
+    note: Annotated[str, Form(max_length=2000)] = "",
+) -> RedirectResponse:
+    """Add a progress note to a proposal."""
+    back = f"{CONSOLE_PATH}/proposals/{proposal_id}"
+    try:
+        proposals.add_update(session=session, actor=actor, proposal_id=proposal_id, note=note)
+    except YishiError as exc:
+        session.rollback()
+        return redirect(request, back, error=exc)
+    return redirect(request, back, ok="已添加进展说明")
+
+
+# --- responsibility list ----------------------------------------------------------------------
+
+
+@router.get(f"{CONSOLE_PATH}/responsibility", response_class=HTMLResponse)
+def responsibility_list(request: Request, session: SessionDep, actor: StaffUser) -> HTMLResponse:
+    """The responsibility list (责任清单); admins can override entries."""
+    entries = responsibility.get_list(session=session)
+    return render(
+        request,
+        "console/responsibility.html",
+        {
+            "entries": [entries[c] for c in responsibility.CATEGORY_LABELS if c in entries],
+            "categories": responsibility.CATEGORY_LABELS,
+            "is_admin": actor.role == Role.admin,
+        },
+    )
+
+
+def _positive_int(value: str, label: str, *, required: bool) -> int | None:
+    value = value.strip()
+    if not value:
+        if required:
+            raise Invalid(f"请填写{label}")
+        return None
+    if not value.isdigit() or int(value) <= 0:
+        raise Invalid(f"{label}必须为正整数（小时）")
+    return int(value)
+
+
+@router.post(f"{CONSOLE_PATH}/responsibility/{{category}}", dependencies=[CsrfChecked])
+def responsibility_edit(
+    request: Request,
+    session: SessionDep,
+    actor: StaffUser,
+    category: str,
+    party: Annotated[str, Form(max_length=100)] = "",
+    sla_hours: Annotated[str, Form()] = "",
+    urgent_sla_hours: Annotated[str, Form()] = "",
+    note: Annotated[str, Form(max_length=500)] = "",
+) -> RedirectResponse:
+    """Admin: override one category's party and service-level time."""
+    back = f"{CONSOLE_PATH}/responsibility"
+    try:
+        sla = _positive_int(sla_hours, "处理时限", required=True)
+        assert sla is not None
+        responsibility.set_rule(
+            session=session, actor=actor, category=category, party=party, sla_hours=sla,
+            urgent_sla_hours=_positive_int(urgent_sla_hours, "紧急时限", required=False),
+            note=note.strip(),
+        )
+    except YishiError as exc:
+        session.rollback()
+        return redirect(request, back, error=exc)
+    label = responsibility.CATEGORY_LABELS.get(category, category)
+    return redirect(request, back, ok=f"已更新“{label}”的责任方")
+
+
+@router.post(f"{CONSOLE_PATH}/responsibility/{{category}}/reset", dependencies=[CsrfChecked])
+def responsibility_reset(
+    request: Request, session: SessionDep, actor: StaffUser, category: str
+) -> RedirectResponse:
+    """Admin: drop an override so the file's entry applies again."""
+    back = f"{CONSOLE_PATH}/responsibility"
+    try:
+        responsibility.reset_rule(session=session, actor=actor, category=category)
+    except YishiError as exc:
+        session.rollback()
+        return redirect(request, back, error=exc)
+    return redirect(request, back, ok="已恢复默认责任方")
+
+
+# --- messages Yishi could not answer or deliver -----------------------------------------------
+
+
+@router.get(f"{CONSOLE_PATH}/failures", response_class=HTMLResponse)
+def failures(request: Request, session: SessionDep, actor: StaffUser) -> HTMLResponse:
+    """Inbound messages that failed after retries and outbound messages that were undeliverable."""
+    from yishi.bot.models import InboundMessage, InboundStatus, OutboundMessage, OutboundStatus
+
+    inbound = session.exec(
+        select(InboundMessage).where(InboundMessage.status == InboundStatus.failed)
+        .order_by(col(InboundMessage.id).desc()).limit(200)
+    ).all()
+    outbound = session.exec(
+        select(OutboundMessage).where(OutboundMessage.status == OutboundStatus.failed)
+        .order_by(col(OutboundMessage.id).desc()).limit(200)
+    ).all()
+    return render(request, "console/failures.html", {"inbound": inbound, "outbound": outbound})
