@@ -123,3 +123,23 @@ def test_outbound_to_web_is_delivered_by_being_read(env: Settings) -> None:
     with session_scope(env) as session:
         out = session.exec(select(OutboundMessage)).one()
         assert out.status is OutboundStatus.sent and out.user_id == "web:u4"
+
+
+def test_a_flood_is_slowed_down_without_losing_messages(
+    env: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from yishi.core.config import get_settings
+
+    monkeypatch.setenv("YISHI_RESIDENT_MESSAGES_PER_MINUTE", "3")
+    get_settings.cache_clear()
+    pipeline.reset_caches()
+    engine = ScriptedEngine()
+    pipeline._engine = engine
+    turns = [pipeline.run_turn(msg=_web(f"第{i}条", user="flood", n=i)) for i in range(5)]
+    assert [t.status for t in turns] == ["replied"] * 3 + ["held"] * 2
+    assert turns[-1].reply == pipeline.SLOW_DOWN_NOTICE
+    assert len(engine.calls) == 3
+    other = pipeline.run_turn(msg=_web("你好", user="calm", n=99))
+    assert other.status == "replied"  # the limit is per resident
+    with session_scope(env) as session:
+        assert len(session.exec(select(InboundMessage)).all()) == 6

@@ -36,12 +36,14 @@ RATE_LIMITED = 45009
 SYSTEM_BUSY = -1
 NETWORK_ERROR = -2  # ours: no HTTP answer at all (refused, reset, timed out)
 ROBOT_PER_MINUTE = 20
+CONTENT_TOO_LONG = 45002
 
 _HINTS = {
     45015: "用户超过48小时未与公众号互动，无法主动发送；等用户下次发消息时再回复。",
     45047: "本次互动的客服消息条数已用完；等用户下次发消息时再回复。",
     45009: "接口调用过于频繁，稍后自动重试。",
     -1: "微信系统繁忙，稍后自动重试。",
+    45002: "消息内容过长，请缩短后再发。",
     40001: "access_token 无效，已重新获取。",
     42001: "access_token 已过期，已重新获取。",
 }
@@ -336,6 +338,8 @@ class RobotWebhookSender:
         parts = split_for_wechat(text)
         if not parts:
             return
+        if len(parts) > ROBOT_PER_MINUTE:
+            raise WeChatApiError(CONTENT_TOO_LONG, f"{len(parts)} 段超过群机器人每分钟上限")
         deadline = time.monotonic() + self.max_wait_s
         while True:
             wait = self.limiter.reserve(self._limit_key, len(parts))

@@ -44,8 +44,11 @@ REPLY_WITHHELD = "抱歉，这条回复没有通过安全检查，已转交工�
 LATE_PREFIX = "【您之前的问题已有答复】\n"
 STILL_WORKING = "您的消息已收到，正在处理中。稍后给我发送任意消息（如“1”），即可查看答复。"
 
+SLOW_DOWN_NOTICE = "您发送消息太频繁了，请稍等一分钟再试。"
+
 _engine: Any = None
 _senders: dict[str, Any] | None = None
+_limiter: Any = None
 
 
 # ---------------------------------------------------------------- accept
@@ -105,11 +108,27 @@ def _get_senders(settings: Settings) -> dict[str, Any]:
     return _senders
 
 
+def _get_limiter(settings: Settings) -> Any:
+    global _limiter
+    if _limiter is None:
+        from yishi.bot.adapters import LocalRateLimiter, RedisRateLimiter
+
+        per_minute = settings.resident_messages_per_minute
+        if settings.redis_url:
+            import redis
+
+            _limiter = RedisRateLimiter(redis.Redis.from_url(settings.redis_url), per_minute)
+        else:
+            _limiter = LocalRateLimiter(per_minute)
+    return _limiter
+
+
 def reset_caches() -> None:
-    """Forget the cached engine and senders (settings changed: tests, reloads)."""
-    global _engine, _senders
+    """Forget the cached engine, senders and limiter (settings changed: tests, reloads)."""
+    global _engine, _senders, _limiter
     _engine = None
     _senders = None
+    _limiter = None
 
 
 def _claim(session: Session, inbound_id: int) -> InboundMessage | None:
@@ -197,6 +216,11 @@ def _respond(session: Session, settings: Settings, row: InboundMessage) -> None:
             notice = EMPTY_VOICE_NOTICE if row.msg_type == "voice" else UNSUPPORTED_NOTICE
             _finish(session, row, InboundStatus.replied, notice, kind="notice")
             return
+
+    if _get_limiter(settings).reserve(f"resident:{row.user_id}", 1) > 0:
+        row.moderation_action = "rate_limited"
+        _finish(session, row, InboundStatus.held, SLOW_DOWN_NOTICE, kind="notice")
+        return
 
     if moderation_service.is_muted(session=session, sender_id=row.user_id):
         notice = "您的发言功能暂时受限，如有疑问可以申诉，或联系社区工作人员。"
@@ -423,9 +447,11 @@ async def passive_reply(
     """Passive mode: wait for the reply within this try of WeChat's; None means answer `success`.
 
     On the first two tries an unready reply keeps the request open past WeChat's 5 s so that it
-    retries; on the last try Yishi says it is still working and delivers on the next message.
+    retries (an answer that becomes ready then is left for the retry, since WeChat has stopped
+    listening); on the last try Yishi says it is still working and delivers on the next message.
     """
     settings = get_settings()
+    wait_s = min(wait_s, settings.wechat_passive_wait_s)
     user_id = f"wechat_mp:{sender}"
     with session_scope(settings) as session:
         row = session.get(InboundMessage, inbound_id)
@@ -452,6 +478,7 @@ async def passive_reply(
             break
         await asyncio.sleep(poll_s)
     if tries < PASSIVE_TRIES:
+        await asyncio.sleep(settings.wechat_passive_hold_s)
         return None
     with session_scope(settings) as session:
         row = session.get(InboundMessage, inbound_id)

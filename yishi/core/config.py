@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     wechat_api_base_url: str = "https://api.weixin.qq.com/cgi-bin/"
     wechat_reply_mode: ReplyMode = ReplyMode.push
     wechat_timestamp_tolerance: int = 300  # seconds; older (or future) timestamps are refused
+    # Passive mode: how long one of WeChat's tries waits for the answer, and how long an unready
+    # try is then kept open so that WeChat (which gives up after 5 s) retries instead of stopping.
+    wechat_passive_wait_s: float = 4.5
+    wechat_passive_hold_s: float = 1.0
 
     # WeCom (企业微信) app and group robot
     wecom_token: SecretStr | None = None
@@ -80,6 +84,9 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = None
 
     max_body_bytes: int = 64 * 1024
+    # Flood control: messages a resident may send a minute before Yishi asks them to slow down
+    # (shared by every process when Redis is configured).
+    resident_messages_per_minute: int = 15
 
     # The resident chat simulator at /chat (default: on in development, off in production);
     # it only serves clients on this machine.

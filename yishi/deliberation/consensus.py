@@ -20,9 +20,13 @@ comments, ``M`` the comments moderated out, ``z90 = 1.2816`` (one-sided 90% norm
    people who voted on few comments out of the centre, where mean-filling put them.
 4. Base clusters: k-means with ``min(100, distinct positions)`` centres on the in-conv positions
    (with 100 or fewer distinct positions every distinct position is its own base cluster).
-5. Opinion groups: k-means over the base-cluster centres weighted by their sizes, for
-   ``k = 2 .. min(5, n_base - 1)``; the ``k`` with the highest weighted silhouette wins (ties go
-   to the smaller ``k``). The silhouette is computed as if every participant sat at their base
+5. Opinion groups: weighted k-means over the base-cluster centres (weights = sizes), for
+   ``k = 2 .. min(5, n_base - 1)``. For each ``k``, Lloyd's algorithm runs from 100 random
+   starts (k distinct base centres, seeded) and the partition reached from the most starts wins
+   (ties: lower inertia), not the lowest-inertia one: Polis's own k-means is warm-started from
+   its previous run, so it sits in a wide basin, while the global optimum often splits off a
+   handful of outliers. The ``k`` with the highest weighted silhouette wins (ties go to the
+   smaller ``k``). The silhouette is computed as if every participant sat at their base
    centre: for a base cluster ``i`` in group ``A``, ``a_i = Σ_{j∈A} s_j d_ij / (S_A - 1)``,
    ``b_i = min_{B≠A} Σ_{j∈B} s_j d_ij / S_B``, ``sil_i = (b_i - a_i) / max(a_i, b_i)`` (0 when
    ``S_A = 1``), overall ``Σ s_i sil_i / Σ s_i`` (``s`` sizes, ``S`` group sizes, ``d`` Euclidean
@@ -46,14 +50,15 @@ comments, ``M`` the comments moderated out, ``z90 = 1.2816`` (one-sided 90% norm
      candidate when ``ra·rat·pa·pat`` is larger, or, if the candidate has ``ra <= 1``, when
      ``pa·pat`` is larger;
    - the list: the best agree first (marked ``best_agree``, finalised like any other comment),
-     then the sufficient comments by metric, descending, agrees before disagrees, 5 in all; a group
-     with no sufficient comment and no best agree gets the comment with the highest
+     then the sufficient comments with the highest metric, 5 in all, agrees before disagrees;
+     a group with no sufficient comment and no best agree gets the comment with the highest
      ``max(rat, rdt)``.
-8. Consensus statements: over all in-conv participants, per comment ``pa``, ``pat`` (and
-   ``pd``, ``pdt``) as in 6; agree consensus = comments with ``pa > 1/2`` and ``pat > z90``, the
-   5 highest by ``pa · pat``; disagree consensus likewise with ``pd``, ``pdt``.
-9. Group-informed consensus of comment ``t``: ``Π_g (na_g + 1) / (ns_g + 2)`` over the groups,
-   the chance that a member of every group agrees, each smoothed; high only when all groups agree.
+8. Consensus statements: over all participants (not only in-conv), per comment ``pa``, ``pat``
+   (and ``pd``, ``pdt``) as in 6; agree consensus = comments not in ``M`` with ``pa > 1/2`` and
+   ``pat > z90``, the 5 highest by ``pa · pat``; disagree consensus likewise with ``pd``, ``pdt``.
+9. Group-informed consensus of comment ``t`` (every comment, ``M`` included):
+   ``Π_g (na_g + 1) / (ns_g + 2)`` over the groups, the smoothed chance that a member of every
+   group agrees; high only when all groups agree.
 
 Everything is vectorised over comments and groups; k-means uses fixed seeds, so a result is a
 pure function of its input.
@@ -76,6 +81,7 @@ MAX_BASE_CLUSTERS = 100
 MAX_GROUPS = 5
 REPNESS_PER_GROUP = 5
 CONSENSUS_PER_SIDE = 5
+N_STARTS = 100  # random starts per k when looking for the most stable grouping
 
 Side = Literal["agree", "disagree"]
 
@@ -540,6 +546,58 @@ def weighted_silhouette(points: np.ndarray, weights: np.ndarray, labels: np.ndar
     return float((weights * s).sum() / weights.sum())
 
 
+def _lloyd_many(
+    points: np.ndarray, weights: np.ndarray, init: np.ndarray, max_iter: int = 100
+) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted Lloyd iterations from many starts at once: labels (starts × n), inertias."""
+    centers = init.copy()  # starts × k × 2
+    k = centers.shape[1]
+    labels = np.zeros((centers.shape[0], len(points)), dtype=np.int64)
+    for _ in range(max_iter):
+        dist = ((points[None, :, None, :] - centers[:, None, :, :]) ** 2).sum(axis=-1)
+        labels = dist.argmin(axis=-1)
+        member = (labels[..., None] == np.arange(k)) * weights[None, :, None]  # starts × n × k
+        mass = member.sum(axis=1)
+        sums = np.einsum("snk,nd->skd", member, points)
+        moved = np.where(mass[..., None] > 0, sums / np.maximum(mass, 1e-300)[..., None], centers)
+        if np.allclose(moved, centers, rtol=0.0, atol=1e-12):
+            break
+        centers = moved
+    dist = ((points[None, :, None, :] - centers[:, None, :, :]) ** 2).sum(axis=-1)
+    labels = dist.argmin(axis=-1)
+    inertia = (np.take_along_axis(dist, labels[..., None], axis=-1)[..., 0] * weights).sum(axis=1)
+    return labels, inertia
+
+
+def _canonical(labels: np.ndarray) -> np.ndarray:
+    """Relabel each row so groups are numbered in order of first appearance."""
+    out = np.empty_like(labels)
+    for r, row in enumerate(labels):
+        _, first = np.unique(row, return_index=True)
+        rank = np.empty(len(first), dtype=np.int64)
+        rank[np.argsort(first)] = np.arange(len(first))
+        out[r] = rank[row]
+    return out
+
+
+def _stable_kmeans(
+    points: np.ndarray, weights: np.ndarray, k: int, rng: np.random.Generator
+) -> np.ndarray | None:
+    """The k-means partition reached from the most random starts (ties: lower inertia)."""
+    starts = np.stack([rng.choice(len(points), size=k, replace=False) for _ in range(N_STARTS)])
+    labels, inertia = _lloyd_many(points, weights, points[starts])
+    full = np.array([len(np.unique(row)) == k for row in labels])
+    if not full.any():
+        return None
+    labels, inertia = _canonical(labels[full]), inertia[full]
+    parts, index, counts = np.unique(labels, axis=0, return_inverse=True, return_counts=True)
+    index = index.reshape(-1)
+    best_inertia = np.full(len(parts), np.inf)
+    np.minimum.at(best_inertia, index, inertia)
+    winner = min(range(len(parts)), key=lambda i: (-counts[i], best_inertia[i]))
+    return parts[winner]
+
+
 def _group_clusters(
     centers: np.ndarray, sizes: np.ndarray, seed: int, max_groups: int
 ) -> tuple[np.ndarray, dict[int, float]]:
@@ -547,12 +605,12 @@ def _group_clusters(
     n_base = len(centers)
     if n_base <= 2:
         return np.arange(n_base, dtype=np.int64), {}
+    rng = np.random.default_rng(seed)
     best: tuple[float, np.ndarray] | None = None
     scores: dict[int, float] = {}
     for k in range(2, min(max_groups, n_base - 1) + 1):
-        km = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(centers, sample_weight=sizes)
-        labels = km.labels_.astype(np.int64)
-        if len(np.unique(labels)) < k:
+        labels = _stable_kmeans(centers, sizes, k, rng)
+        if labels is None:
             continue
         scores[k] = weighted_silhouette(centers, sizes, labels)
         if best is None or scores[k] > best[0] + 1e-12:

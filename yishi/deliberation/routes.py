@@ -9,7 +9,6 @@ from typing import Any
 from fastapi import APIRouter, Request
 from sqlmodel import Session
 
-from yishi.core.auth import Actor
 from yishi.core.clock import utcnow
 from yishi.core.deps import (
     AdminActor,
@@ -19,6 +18,7 @@ from yishi.core.deps import (
     StaffOrModeratorActor,
 )
 from yishi.core.errors import Invalid
+from yishi.core.models import Role
 from yishi.deliberation import flows, issues, proposals, responsibility, summaries, threads
 from yishi.deliberation.models import Issue, Proposal, Thread
 from yishi.deliberation.schemas import (
@@ -202,15 +202,9 @@ def reset_responsibility(category: str, session: SessionDep, actor: AdminActor
 def list_threads(session: SessionDep, actor: ResidentActor, all: bool = False
                  ) -> list[ThreadRead]:
     """Open threads (staff may ask for all)."""
-    if all and actor.has_role(*_staff_roles()):
+    if all and actor.has_role(Role.staff, Role.moderator):
         return [_thread(t) for t in threads.get_all_threads(session=session)]
     return [_thread(t) for t in threads.get_open_threads(session=session)]
-
-
-def _staff_roles() -> tuple[Any, ...]:
-    from yishi.core.models import Role
-
-    return (Role.staff, Role.moderator)
 
 
 @router.post("/threads", response_model=ThreadRead)
@@ -400,8 +394,3 @@ def put_unit(body: OwnerUnitWrite, session: SessionDep, actor: StaffActor) -> di
 def list_units(session: SessionDep, _actor: StaffActor) -> list[dict[str, Any]]:
     """Recorded units (staff)."""
     return [u.model_dump(mode="json") for u in proposals.get_units(session=session)]
-
-
-def actor_label(actor: Actor) -> str:
-    """How an actor is shown in the console."""
-    return actor.display_name or actor.user_id

@@ -41,7 +41,7 @@ DIVISIVE_SPREAD = 0.5  # difference in agree rate between groups that makes a po
 _SENTENCE_RE = re.compile(r"[^。！？!?\n]*[？?]")
 
 
-# --- the math, as this module needs it -------------------------------------------------------------
+# --- the math, as this module needs it ---------------------------------------------------
 
 
 @dataclass
@@ -149,7 +149,9 @@ def _count(fig: StatementFigures, value: int | float) -> None:
 # --- the citation check ---------------------------------------------------------------------
 
 
-def check_claim(claim: Claim, *, messages: dict[int, str], statements: dict[int, str]) -> str | None:
+def check_claim(
+    claim: Claim, *, messages: dict[int, str], statements: dict[int, str]
+) -> str | None:
     """Why a claim fails the citation check, or None when every id exists and quotes verbatim."""
     if not claim.text.strip():
         return "空的论断"
@@ -350,8 +352,9 @@ def offline_summary(material: ThreadMaterial) -> ThreadSummary:
                 f"「{texts[sid]}」" for sid in agreed[:3]),
             cites=refs, quotes=[Quote(ref=f"s{sid}", text=texts[sid]) for sid in agreed[:3]]))
     for claim in divisive[:2]:
-        next_steps.append(Claim(text="就分歧点组织面对面协商或补充信息后再表决：" + claim.quotes[0].text,
-                                cites=claim.cites, quotes=claim.quotes))
+        next_steps.append(Claim(
+            text="就分歧点组织面对面协商或补充信息后再表决：" + claim.quotes[0].text,
+            cites=claim.cites, quotes=claim.quotes))
     if open_questions:
         first = open_questions[0]
         next_steps.append(Claim(text="请相关责任方公开答复居民的疑问", cites=first.cites,

@@ -52,6 +52,7 @@ class Lexicon:
     _pinyin: ahocorasick.Automaton | None = None
     _weak: ahocorasick.Automaton | None = None
     _regexes: list[tuple[re.Pattern[str], Entry]] = field(default_factory=list)
+    _ascii: dict[int, list[tuple[str, Entry]]] = field(default_factory=dict)
 
     def compile(self) -> Lexicon:
         """Build the automata (call once)."""
@@ -64,15 +65,21 @@ class Lexicon:
             key = normalise_term(entry.term)
             if not key:
                 continue
-            _add(direct, key, ("hit", entry))
+            _add(direct, key, ("hit", entry, len(key)))
+            raw = entry.term.lower()
+            if "a" in entry.flags and raw.isalpha():
+                self._ascii.setdefault(len(raw), []).append((raw, entry))
+                for suffix in ("s", "es", "ed", "ing"):  # plurals and simple inflections
+                    inflected = normalise_term(raw + suffix)
+                    _add(direct, inflected, ("hit", entry, len(inflected)))
             if "p" in entry.flags:
                 py = term_pinyin(entry.term)
                 if len(py) >= 4:
-                    _add(pinyin, py, ("hit", entry))
+                    _add(pinyin, py, ("hit", entry, len(py)))
         for word in self.allow:
             key = normalise_term(word)
-            if key:
-                _add(direct, key, ("allow", Entry(key, "allow", 0.0)))
+            if len(key) >= 2:  # a collapsed one-char key (狗狗 → 狗) would allow everything
+                _add(direct, key, ("allow", Entry(key, "allow", 0.0), len(key)))
         if len(direct):
             direct.make_automaton()
             self._direct = direct
@@ -100,8 +107,7 @@ class Lexicon:
         allows: list[tuple[int, int]] = []
         if self._direct is not None:
             for end_idx, items in self._direct.iter(text):
-                for kind, entry in items:
-                    key_len = len(normalise_term(entry.term)) if kind == "hit" else len(entry.term)
+                for kind, entry, key_len in items:
                     start = end_idx - key_len + 1
                     if kind == "allow":
                         allows.append((start, end_idx + 1))
@@ -113,10 +119,11 @@ class Lexicon:
                     hits.append((m.start(), m.end(), entry, "pattern"))
         if self._pinyin is not None:
             hits.extend(self._pinyin_hits(norm))
+        masked = self._masked_hits(norm)
         signals: list[Signal] = []
         seen: set[tuple[int, int, str]] = set()
         for start, end, entry, how in hits:
-            if how != "pattern" and any(a < end and start < b for a, b in allows):
+            if how == "lexicon" and any(a < end and start < b for a, b in allows):
                 continue
             if "a" in entry.flags and not _ascii_bounded(norm, start, end):
                 continue
@@ -139,7 +146,28 @@ class Lexicon:
                     reason=reason,
                 )
             )
-        return signals
+        return signals + masked
+
+    def _masked_hits(self, norm: Normalised) -> list[Signal]:
+        """Latin abuse with masked or look-alike letters (b*tch, a**hole, $h1t)."""
+        light = norm.light.text
+        if not self._ascii or not any(c in light for c in _MASK_CHARS):
+            return []
+        out: list[Signal] = []
+        for m in _MASKED_TOKEN.finditer(light):
+            token = m.group(0)
+            if not any(c in _MASK_CHARS for c in token) or sum(c.isalpha() for c in token) < 2:
+                continue
+            plain = token.translate(_LEET)
+            for key, entry in self._ascii.get(len(plain), []):
+                if all(p == k or p == "*" for p, k in zip(plain, key, strict=True)):
+                    o_start, o_end = norm.light.span(*m.span())
+                    out.append(
+                        Signal(category=entry.category, score=entry.weight, start=o_start,
+                               end=o_end, source="masked", reason=f"变形词命中：{entry.term}")
+                    )
+                    break
+        return out
 
     def weak_hits(self, norm: Normalised) -> list[str]:
         """External-lexicon words found in the text (weak signals, never decisive alone)."""
@@ -154,8 +182,7 @@ class Lexicon:
         comp = norm.compact
         out: list[tuple[int, int, Entry, str]] = []
         for end_idx, items in self._pinyin.iter(pv.text):
-            for _, entry in items:
-                py_len = len(term_pinyin(entry.term))
+            for _, entry, py_len in items:
                 start = end_idx - py_len + 1
                 end = end_idx + 1
                 if start not in pv.starts or end not in pv.ends:
@@ -173,10 +200,14 @@ class Lexicon:
         return out
 
 
+_MASK_CHARS = "*#@$!0134"
+_MASKED_TOKEN = re.compile(r"[a-z0-9*#@$!]{3,}")
+_LEET = str.maketrans({"@": "a", "$": "s", "0": "o", "1": "i", "3": "e", "4": "a", "!": "i", "#": "*"})
+
 _REASON = {"lexicon": "词库命中", "pattern": "规则命中", "homophone": "谐音命中"}
 
 
-def _add(automaton: ahocorasick.Automaton, key: str, value: tuple[str, Entry]) -> None:
+def _add(automaton: ahocorasick.Automaton, key: str, value: tuple[str, Entry, int]) -> None:
     existing = automaton.get(key, None)
     automaton.add_word(key, [*(existing or []), value])
 
@@ -190,6 +221,8 @@ def _index_of(offsets: tuple[int, ...], original: int) -> int:
 def _has_target(text: str, start: int, end: int) -> bool:
     before = text[max(0, start - _TARGET_BEFORE) : start]
     after = text[end : end + _TARGET_AFTER]
+    if any(c.isdigit() for c in before):  # someone named by their door number (302的...)
+        return True
     return any(m in before or after.startswith(m) for m in TARGET_MARKERS)
 
 

@@ -21,6 +21,9 @@ _NUMERALS = str.maketrans("零〇一二三四五六七八九幺两", "0012345678
 _SEP = r"[\s\-—_.·]?"
 MOBILE_RE = re.compile(r"(?<![\d])(?:\+?86[\s\-]?)?(1[3-9]\d)" + _SEP + r"(\d{4})" + _SEP + r"(\d{4})(?!\d)")
 ID_RE = re.compile(r"(?<![\dx])(\d{6})(\d{4})(\d{2})(\d{2})(\d{3})([\dx])(?![\dx])")
+# Digits spelled out one by one with a separator between each ("3 2 0 1 0 2 ...").
+SPACED_RE = re.compile(r"(?<![\d])\d(?:[\s\-.·_,，]\d){10,18}(?:[\s\-.]?x)?(?![\d])")
+WECHAT_RE = re.compile(r"(?:微信号?|vx|wx|v信|wechat)\s?(?:号)?\s?[:：]?\s?([a-z][a-z0-9_\-]{3,19})")
 CARD_RE = re.compile(r"(?<!\d)(?:\d{4}[\s\-]?){3}\d{4}(?:[\s\-]?\d{1,3})?(?!\d)")
 EMAIL_RE = re.compile(r"[a-z0-9._%+\-]+@[a-z0-9.\-]+\.[a-z]{2,}")
 PLATE_RE = re.compile(
@@ -46,13 +49,26 @@ NAME_RE = re.compile(
 _SELF_CUES = (
     "我的", "我电话", "我手机", "我号码", "我微信", "联系我", "打我", "找我", "call我", "本人",
     "我家", "我住", "我是", "私聊我", "加我", "我的号", "我这边", "我们家", "我号", "我身份证",
-    "我卡号", "我银行卡", "我邮箱", "我车",
+    "我卡号", "我银行卡", "我邮箱", "我车", "自家", "联系电话", "联系方式", "电话见", "my", "i'm",
+    "iam", "me at", "callme", "textme", "reachme",
 )
+_SELF_AFTER = ("找我", "联系我", "打我", "打给我", "call me", "text me", "私聊我", "加我", "联系本人")
 _EXPOSE_CUES = (
     "曝光", "人肉", "大家打", "都打", "去找他", "去找她", "这个人", "此人", "欠钱", "骗子", "打爆",
     "轰炸", "别放过", "挂出来", "扒出", "老赖", "这家人", "去他家", "去她家", "堵他", "堵她",
+    "大家见到", "见到就", "拍下来", "加他骂", "加她骂", "骂他", "骂她", "催他", "催她", "一起催",
+    "大家帮我", "认准", "记住这个", "大家加他", "大家加她",
 )
-_CUE_WINDOW = 14
+# Someone's whereabouts or vulnerability: alone at home, a broken lock, when they leave.
+VULN_RE = re.compile(
+    r"(一个人|独自|自己一个人|单独)(在家|走路|上学|回家|出门|住)|家里没人|门锁(还|也)?坏|门没锁|出差|不在家"
+    r"|\d{1,2}(点|:|：)(\d{1,2}|半)?(分)?(出门|回家|下班|放学|出发|离开)|每天(早上|晚上)?.{0,6}(出门|回家)"
+)
+VULN_WHO = re.compile(
+    r"\d{1,3}(栋|号楼|幢|单元)|\d{3,4}(的|室|号)|那户|那家|隔壁|对门|楼上|楼下|女主人|男主人|孩子|小孩|老人"
+    r"|女儿|儿子|老太太|老大爷|独居"
+)
+_CUE_WINDOW = 20
 
 
 def gb11643_valid(id18: str) -> bool:
@@ -123,6 +139,22 @@ def detect(norm: Normalised, *, context: str = "message") -> list[Signal]:
         if free(*m.span()):
             found.append((m.start(), m.end(), "mobile", 0.6))
             taken.append(m.span())
+    for m in SPACED_RE.finditer(digits_text):
+        if not free(*m.span()):
+            continue
+        raw = re.sub(r"[^\dx]", "", m.group(0))
+        if len(raw) == 18 and (gb11643_valid(raw) or _plausible_birth_str(raw)):
+            found.append((m.start(), m.end(), "id", 0.9))
+        elif 16 <= len(raw) <= 19 and luhn_valid(raw):
+            found.append((m.start(), m.end(), "card", 0.9))
+        elif len(raw) == 11 and raw[0] == "1" and raw[1] in "3456789":
+            found.append((m.start(), m.end(), "mobile", 0.6))
+        else:
+            continue
+        taken.append(m.span())
+    for m in WECHAT_RE.finditer(text):
+        if free(*m.span(1)):
+            found.append((m.start(1), m.end(1), "wechat", 0.5))
     for m in EMAIL_RE.finditer(text):
         found.append((m.start(), m.end(), "email", 0.55))
     for m in PLATE_RE.finditer(text):
@@ -134,10 +166,14 @@ def detect(norm: Normalised, *, context: str = "message") -> list[Signal]:
         found.append((a, b, "address", 0.85 if names else 0.2))
 
     signals: list[Signal] = []
+    named = NAME_RE.search(text) is not None
     for a, b, kind, base in found:
         before = text[max(0, a - _CUE_WINDOW) : a].replace(" ", "")
+        after = text[b : b + 12]
         around = text[max(0, a - _CUE_WINDOW) : b + _CUE_WINDOW].replace(" ", "")
-        is_self = any(c in before for c in _SELF_CUES) and not _other_owner(before)
+        is_self = (
+            any(c in before for c in _SELF_CUES) or any(c in after for c in _SELF_AFTER)
+        ) and not _other_owner(before)
         exposed = any(c in around for c in _EXPOSE_CUES) and not is_self
         o_start, o_end = light.span(a, b)
         label = _KIND_LABEL[kind]
@@ -152,6 +188,8 @@ def detect(norm: Normalised, *, context: str = "message") -> list[Signal]:
             signals.append(_sig("self_pii", 0.5, o_start, o_end, f"本人{label}（已隐藏）", True))
             continue
         score = base
+        if kind in ("mobile", "wechat", "email") and named and NAME_RE.search(before):
+            score = max(score, 0.75)  # a named person's contact details
         if exposed:
             score = max(base, 0.9) if kind != "plate" else 0.7
         if kind == "address" and base < 0.5 and not exposed:
@@ -159,7 +197,33 @@ def detect(norm: Normalised, *, context: str = "message") -> list[Signal]:
         if kind == "plate" and not exposed:
             continue
         signals.append(_sig("doxxing", score, o_start, o_end, f"他人{label}", kind != "plate"))
+    if context != "reply":
+        signals += _whereabouts(norm)
     return signals
+
+
+def _whereabouts(norm: Normalised) -> list[Signal]:
+    """Someone else's routine or vulnerability (alone at home, leaves at 7:20) is doxxing."""
+    text = norm.light.text
+    cues = list(VULN_RE.finditer(text))
+    if not cues:
+        return []
+    who = VULN_WHO.search(text)
+    if who is None or (len(cues) < 2 and not re.search(r"\d", who.group(0))):
+        return []
+    if any(c in text for c in ("我家", "我一个人", "我自己", "我每天", "我出差")):
+        return []
+    start, end = norm.light.span(cues[0].start(), cues[-1].end())
+    return [_sig("doxxing", 0.88, start, end, "透露他人行踪或安全状况", False)]
+
+
+def _plausible_birth_str(id18: str) -> bool:
+    try:
+        year = int(id18[6:10])
+        date(year, int(id18[10:12]), int(id18[12:14]))
+    except ValueError:
+        return False
+    return 1900 <= year <= 2100
 
 
 def _other_owner(before: str) -> bool:
@@ -174,6 +238,7 @@ _KIND_LABEL = {
     "email": "邮箱",
     "plate": "车牌号",
     "address": "住址",
+    "wechat": "微信号",
 }
 
 

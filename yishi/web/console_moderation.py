@@ -180,7 +180,8 @@ def resolve_appeal(
     except YishiError as exc:
         session.rollback()
         return redirect(request, back, error=exc)
-    return redirect(request, back, ok=f"申诉 #{appeal_id} 已{'成立' if upheld == 'yes' else '驳回'}")
+    verdict = "成立" if upheld == "yes" else "驳回"
+    return redirect(request, back, ok=f"申诉 #{appeal_id} 已{verdict}")
 
 
 @router.get(BASE + "/mutes", response_class=HTMLResponse)
