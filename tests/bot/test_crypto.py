@@ -38,11 +38,11 @@ ENCRYPT_EXPECTED = """<xml>
 <MsgSignature><![CDATA[407518b7649e86ef23978113f92d27afa9296533]]></MsgSignature>
 <TimeStamp>1411525903</TimeStamp>
 <Nonce><![CDATA[461056294]]></Nonce>
-</xml>"""  # noqa: E501
+</xml>"""
 DECRYPT_XML = """<xml><ToUserName><![CDATA[wx49f0ab532d5d035a]]></ToUserName>
 <Encrypt><![CDATA[RgqEoJj5A4EMYlLvWO1F86ioRjZfaex/gePD0gOXTxpsq5Yj4GNglrBb8I2BAJVODGajiFnXBu7mCPatfjsu6IHCrsTyeDXzF6Bv283dGymzxh6ydJRvZsryDyZbLTE7rhnus50qGPMfp2wASFlzEgMW9z1ef/RD8XzaFYgm7iTdaXpXaG4+BiYyolBug/gYNx410cvkKR2/nPwBiT+P4hIiOAQqGp/TywZBtDh1yCF2KOd0gpiMZ5jSw3e29mTvmUHzkVQiMS6td7vXUaWOMZnYZlF3So2SjHnwh4jYFxdgpkHHqIrH/54SNdshoQgWYEvccTKe7FS709/5t6NMxuGhcUGAPOQipvWTT4dShyqio7mlsl5noTrb++x6En749zCpQVhDpbV6GDnTbcX2e8K9QaNWHp91eBdCRxthuL0=]]></Encrypt>
 <AgentID><![CDATA[1]]></AgentID>
-</xml>"""  # noqa: E501
+</xml>"""
 DECRYPT_SIGNATURE = "74d92dfeb87ba7c714f89d98870ae5eb62dff26d"
 DECRYPT_TIMESTAMP = "1411525903"
 DECRYPT_NONCE = "461056294"
@@ -98,7 +98,7 @@ def test_decrypt_vector_with_wrong_signature_is_refused() -> None:
 
 def test_previous_key_opens_message_during_rotation() -> None:
     old = crypto(AES_KEY)
-    encrypted = old.encrypt("<xml><A>1</A></xml>".encode())
+    encrypted = old.encrypt(b"<xml><A>1</A></xml>")
     rotated = crypto(OTHER_KEY, AES_KEY)  # current first, previous second
     plain, key_index = rotated.decrypt(encrypted)
     assert plain == b"<xml><A>1</A></xml>"

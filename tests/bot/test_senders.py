@@ -62,7 +62,8 @@ def test_customer_service_text_is_sent_once_with_one_token(
     mp.send_text(to_user="oUser2", text="第二条")
     assert len(wx.calls(TOKEN)) == 1
     assert wx.sent(CUSTOM_SEND) == [
-        {"touser": "oUser1", "msgtype": "text", "text": {"content": "您好，3栋2单元的报修已记录。"}},
+        {"touser": "oUser1", "msgtype": "text",
+         "text": {"content": "您好，3栋2单元的报修已记录。"}},
         {"touser": "oUser2", "msgtype": "text", "text": {"content": "第二条"}},
     ]
     assert wx.calls(CUSTOM_SEND)[0].query["access_token"] == "ACCESS_mp_1"

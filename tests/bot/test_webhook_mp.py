@@ -10,7 +10,7 @@ import pytest
 import xmltodict
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 from wechatpy.crypto import WeChatCrypto
 
 from tests.fakes.wechat_server import CallbackSigner, text_xml
@@ -63,7 +63,7 @@ def client(settings: Settings) -> Iterator[TestClient]:
 
 def stored(settings: Settings) -> list[InboundMessage]:
     with Session(get_engine(settings)) as session:
-        return list(session.exec(select(InboundMessage).order_by(InboundMessage.id)).all())
+        return list(session.exec(select(InboundMessage).order_by(col(InboundMessage.id))).all())
 
 
 signer = CallbackSigner(token=TOKEN, aes_key=AES_KEY, receive_id=APP_ID)
@@ -347,3 +347,27 @@ def test_wechatpy_check_signature_vector_through_mp_webhook(
     # Wrong nonce: the signature fails (403).
     assert vector_client.post("/wechat/mp", params=q, content=body).status_code == status
     assert sha1_signature("123456", CHECK_TIMESTAMP, "437374425", CHECK_ECHOSTR) == CHECK_SIGNATURE
+
+
+# ---------------------------------------------------------------- through the real app
+
+
+def test_real_app_stores_a_safe_mode_message(
+    yishi_env: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from yishi.api import create_app
+    from yishi.core.config import get_settings
+
+    for key, value in {"YISHI_WECHAT_TOKEN": TOKEN, "YISHI_WECHAT_AES_KEY": AES_KEY,
+                       "YISHI_WECHAT_APP_ID": APP_ID}.items():
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+    settings = get_settings()
+    app = create_app(settings, run_worker=False, warm_knowledge=False)
+    with TestClient(app) as c:
+        query, body = signer.encrypted(text_xml(content="电梯坏了", msg_id="900"), now())
+        r = c.post("/wechat/mp", params=query, content=body)
+        assert r.status_code == 200 and r.text == "success"
+        q = signer.plain_query(now()) | {"echostr": "42"}
+        assert c.get("/wechat/mp", params=q).text == "42"
+    assert [(m.user_id, m.content) for m in stored(settings)] == [("wechat_mp:oUser1", "电梯坏了")]

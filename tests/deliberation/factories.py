@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from yishi.core.auth import Actor
 from yishi.core.models import Role
 
@@ -37,3 +39,9 @@ class Actors:
     @staticmethod
     def admin() -> Actor:
         return Actor(user_id="web:admin", role=Role.admin, channel="web")
+
+
+def pk(row: Any) -> int:
+    """A stored row's primary key (fails the test if the row was never stored)."""
+    assert row is not None and row.id is not None
+    return int(row.id)

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from yishi.bot.models import OutboundMessage
 from yishi.core.models import Role, User
 from yishi.deliberation import flows, issues
 
-from .factories import Actors, Clock
+from .factories import Actors, Clock, pk
 
 resident = Actors.resident
 staff = Actors.staff
 
 
 def _outbox(session: Session) -> list[OutboundMessage]:
-    return list(session.exec(select(OutboundMessage).order_by(OutboundMessage.id)).all())
+    return list(session.exec(select(OutboundMessage).order_by(col(OutboundMessage.id))).all())
 
 
 def test_status_change_notifies_reporter_and_supporters(session: Session, clock: Clock) -> None:
@@ -23,13 +23,13 @@ def test_status_change_notifies_reporter_and_supporters(session: Session, clock:
                                 text="3栋2单元楼道灯坏了").issue
     issues.record_issue(session=session, actor=resident(2), text="3号楼2单元楼道灯不亮")
     assert _outbox(session) == []  # recording answers in the chat; nothing queued
-    flows.change_issue_status(session=session, actor=staff(), issue_id=issue.id,
+    flows.change_issue_status(session=session, actor=staff(), issue_id=pk(issue),
                               to_status="in_progress", note="电工已出发")
     sent = _outbox(session)
     assert sorted(m.user_id for m in sent) == [resident(1).user_id, resident(2).user_id]
     assert all("处理中" in m.text and "电工已出发" in m.text for m in sent)
     assert {m.channel for m in sent} == {"wechat_mp"}
-    flows.change_issue_status(session=session, actor=staff(), issue_id=issue.id,
+    flows.change_issue_status(session=session, actor=staff(), issue_id=pk(issue),
                               to_status="rejected", reason="已由供电公司处理")
     last = _outbox(session)[-1]
     assert "未受理" in last.text and "已由供电公司处理" in last.text
@@ -37,7 +37,7 @@ def test_status_change_notifies_reporter_and_supporters(session: Session, clock:
 
 def test_assign_notifies_reporter(session: Session, clock: Clock) -> None:
     issue = issues.record_issue(session=session, actor=resident(1), text="东门的树枝挡路").issue
-    flows.assign_issue(session=session, actor=staff(), issue_id=issue.id, party="街道/城管")
+    flows.assign_issue(session=session, actor=staff(), issue_id=pk(issue), party="街道/城管")
     sent = _outbox(session)
     assert len(sent) == 1 and "街道/城管" in sent[0].text
 
@@ -52,7 +52,7 @@ def test_overdue_sweep_flags_once_and_tells_staff(session: Session, clock: Clock
     assert flows.flag_overdue_and_notify(session=session) == []
     clock.advance(hours=2)
     flagged = flows.flag_overdue_and_notify(session=session)
-    assert [i.id for i in flagged] == [issue.id]
+    assert [pk(i) for i in flagged] == [issue.id]
     sent = _outbox(session)
     assert [m.user_id for m in sent] == ["wecom:wang"]
     assert f"编号 {issue.id}" in sent[0].text

@@ -9,7 +9,7 @@ from yishi.core.errors import Forbidden, Invalid, NotFound
 from yishi.deliberation import issues, responsibility
 from yishi.deliberation.issues import normalise_location
 
-from .factories import Actors, Clock
+from .factories import Actors, Clock, pk
 
 resident = Actors.resident
 staff = Actors.staff
@@ -47,7 +47,7 @@ def test_record_routes_by_category_with_sla(session: Session, clock: Clock) -> N
     assert issue.due_at is not None
     assert (issue.due_at - issue.created_at).total_seconds() == 48 * 3600
     kinds = [e.kind for e in issues.get_timeline(session=session, actor=resident(),
-                                                   issue_id=issue.id)]
+                                                   issue_id=pk(issue))]
     assert kinds == ["reported", "routed"]
     assert str(issue.id) in out.notice
 
@@ -55,7 +55,7 @@ def test_record_routes_by_category_with_sla(session: Session, clock: Clock) -> N
 def test_urgent_issue_gets_the_shorter_sla(session: Session, clock: Clock) -> None:
     issue = issues.record_issue(session=session, actor=resident(),
                                 text="5栋电梯被困人了，电梯故障").issue
-    assert issue.urgency == "urgent"
+    assert issue.urgency == "urgent" and issue.due_at is not None
     assert (issue.due_at - issue.created_at).total_seconds() == 4 * 3600
 
 
@@ -66,7 +66,7 @@ def test_routing_follows_admin_override_and_file(session: Session, clock: Clock,
     issue = issues.record_issue(session=session, actor=resident(),
                                 text="7栋楼下广场舞太吵扰民").issue
     assert issue.category == "noise"
-    assert issue.responsible_party == "街道/城管"
+    assert issue.responsible_party == "街道/城管" and issue.due_at is not None
     assert (issue.due_at - issue.created_at).total_seconds() == 12 * 3600
 
     custom = tmp_path / "resp.toml"
@@ -102,7 +102,7 @@ def test_duplicate_report_joins_open_issue(session: Session, clock: Clock) -> No
     assert "支持者" in again.notice
     # the supporter follows the issue too
     mine = issues.get_issues_for_reporter(session=session, actor=resident(2))
-    assert [i.id for i in mine] == [first.id]
+    assert [pk(i) for i in mine] == [first.id]
     # the same person repeating does not count twice
     repeat = issues.record_issue(session=session, actor=resident(2), text="三号楼二单元楼道灯坏了")
     assert repeat.joined_existing and repeat.issue.supporter_count == 1
@@ -119,11 +119,19 @@ def test_different_problem_or_place_is_a_new_issue(session: Session, clock: Cloc
     assert not other_place.joined_existing and other_place.issue.id != first.id
 
 
+def test_unrecognised_place_dedupes_on_its_wording(session: Session, clock: Clock) -> None:
+    first = issues.record_issue(session=session, actor=resident(1), text="路灯坏了",
+                                location="小区后门小卖部旁").issue
+    again = issues.record_issue(session=session, actor=resident(2), text="那边路灯不亮",
+                                location="后门小卖部旁")
+    assert again.joined_existing and again.issue.id == first.id
+
+
 def test_closed_issue_is_not_joined(session: Session, clock: Clock) -> None:
     first = issues.record_issue(session=session, actor=resident(1),
                                 text="3栋2单元楼道灯坏了").issue
-    issues.transition(session=session, actor=staff(), issue_id=first.id, to_status="resolved")
-    issues.transition(session=session, actor=staff(), issue_id=first.id, to_status="closed")
+    issues.transition(session=session, actor=staff(), issue_id=pk(first), to_status="resolved")
+    issues.transition(session=session, actor=staff(), issue_id=pk(first), to_status="closed")
     again = issues.record_issue(session=session, actor=resident(2), text="3栋2单元楼道灯坏了")
     assert not again.joined_existing
 
@@ -143,54 +151,56 @@ def test_missing_location_is_reported(session: Session, clock: Clock) -> None:
 def test_status_machine(session: Session, clock: Clock) -> None:
     issue = issues.record_issue(session=session, actor=resident(), text="3栋垃圾没人清运").issue
     with pytest.raises(Forbidden):
-        issues.transition(session=session, actor=resident(), issue_id=issue.id,
+        issues.transition(session=session, actor=resident(), issue_id=pk(issue),
                           to_status="in_progress")
     with pytest.raises(Invalid):
-        issues.transition(session=session, actor=staff(), issue_id=issue.id, to_status="closed")
+        issues.transition(session=session, actor=staff(), issue_id=pk(issue), to_status="closed")
     with pytest.raises(Invalid):
-        issues.transition(session=session, actor=staff(), issue_id=issue.id, to_status="rejected")
-    issues.transition(session=session, actor=staff(), issue_id=issue.id, to_status="in_progress")
-    done, old = issues.transition(session=session, actor=staff(), issue_id=issue.id,
+        issues.transition(session=session, actor=staff(), issue_id=pk(issue), to_status="rejected")
+    issues.transition(session=session, actor=staff(), issue_id=pk(issue), to_status="in_progress")
+    done, old = issues.transition(session=session, actor=staff(), issue_id=pk(issue),
                                   to_status="resolved", note="已清运")
     assert old == "in_progress" and done.resolved_at is not None
-    reopened, _ = issues.transition(session=session, actor=staff(), issue_id=issue.id,
+    reopened, _ = issues.transition(session=session, actor=staff(), issue_id=pk(issue),
                                     to_status="in_progress")
     assert reopened.resolved_at is None
-    rejected, _ = issues.transition(session=session, actor=staff(), issue_id=issue.id,
+    rejected, _ = issues.transition(session=session, actor=staff(), issue_id=pk(issue),
                                     to_status="rejected", reason="非小区范围")
     assert rejected.reject_reason == "非小区范围"
     with pytest.raises(Invalid):
-        issues.transition(session=session, actor=staff(), issue_id=issue.id, to_status="assigned")
+        issues.transition(session=session, actor=staff(), issue_id=pk(issue), to_status="assigned")
 
 
 def test_residents_see_only_their_issues(session: Session, clock: Clock) -> None:
     issue = issues.record_issue(session=session, actor=resident(1), text="3栋漏水").issue
     with pytest.raises(Forbidden):
-        issues.get_issue(session=session, actor=resident(9), issue_id=issue.id)
+        issues.get_issue(session=session, actor=resident(9), issue_id=pk(issue))
     with pytest.raises(NotFound):
         issues.get_issue(session=session, actor=resident(1), issue_id=9999)
-    assert issues.get_issue(session=session, actor=staff(), issue_id=issue.id).id == issue.id
-    with pytest.raises(Forbidden):
-        issues.list_issues(session=session, actor=resident(1))
+    assert issues.get_issue(session=session, actor=staff(), issue_id=pk(issue)).id == issue.id
+    issues.record_issue(session=session, actor=resident(2), text="8栋邻居吵架纠纷")
+    board = issues.list_issues(session=session, actor=resident(1))
+    assert [pk(i) for i in board] == [issue.id]  # the neighbour dispute stays off the board
+    assert len(issues.list_issues(session=session, actor=staff())) == 2
 
 
 def test_views_by_party_status_building_overdue(session: Session, clock: Clock) -> None:
     a = issues.record_issue(session=session, actor=resident(1), text="3栋2单元楼道灯坏了").issue
     b = issues.record_issue(session=session, actor=resident(2), text="5号楼门口垃圾没清运").issue
     c = issues.record_issue(session=session, actor=resident(3), text="8栋邻居吵架纠纷").issue
-    ids = lambda rows: sorted(i.id for i in rows)  # noqa: E731
+    ids = lambda rows: sorted(pk(i) for i in rows)  # noqa: E731
     assert ids(issues.list_issues(session=session, actor=staff(), party="物业公司")) == \
-        sorted([a.id, b.id])
-    assert ids(issues.list_issues(session=session, actor=staff(), party="居委会")) == [c.id]
-    assert ids(issues.list_issues(session=session, actor=staff(), building="3")) == [a.id]
-    assert ids(issues.list_issues(session=session, actor=staff(), building="五号楼")) == [b.id]
+        sorted([pk(a), pk(b)])
+    assert ids(issues.list_issues(session=session, actor=staff(), party="居委会")) == [pk(c)]
+    assert ids(issues.list_issues(session=session, actor=staff(), building="3")) == [pk(a)]
+    assert ids(issues.list_issues(session=session, actor=staff(), building="五号楼")) == [pk(b)]
     clock.advance(hours=30)  # past garbage's 24 h, not repairs' 48 h
-    assert ids(issues.list_issues(session=session, actor=staff(), overdue=True)) == [b.id]
+    assert ids(issues.list_issues(session=session, actor=staff(), overdue=True)) == [pk(b)]
     assert ids(issues.list_issues(session=session, actor=staff(), overdue=False)) == \
-        sorted([a.id, c.id])
-    issues.transition(session=session, actor=staff(), issue_id=b.id, to_status="resolved")
+        sorted([pk(a), pk(c)])
+    issues.transition(session=session, actor=staff(), issue_id=pk(b), to_status="resolved")
     assert issues.list_issues(session=session, actor=staff(), overdue=True) == []
-    assert ids(issues.list_issues(session=session, actor=staff(), status="resolved")) == [b.id]
+    assert ids(issues.list_issues(session=session, actor=staff(), status="resolved")) == [pk(b)]
 
 
 def test_flag_overdue_once(session: Session, clock: Clock) -> None:
@@ -199,10 +209,10 @@ def test_flag_overdue_once(session: Session, clock: Clock) -> None:
     assert issues.flag_overdue(session=session) == []
     clock.advance(hours=2)
     flagged = issues.flag_overdue(session=session)
-    assert [i.id for i in flagged] == [a.id]
+    assert [pk(i) for i in flagged] == [pk(a)]
     assert issues.flag_overdue(session=session) == []
-    kinds = [e.kind for e in issues.get_timeline(session=session, actor=staff(), issue_id=a.id)]
+    kinds = [e.kind for e in issues.get_timeline(session=session, actor=staff(), issue_id=pk(a))]
     assert kinds[-1] == "overdue"
     # reassigning resets the due time and the flag
-    issues.assign(session=session, actor=staff(), issue_id=a.id, party="业委会")
-    assert not issues.is_overdue(session.get(type(a), a.id))
+    issues.assign(session=session, actor=staff(), issue_id=pk(a), party="业委会")
+    assert not issues.is_overdue(issues.get_issue(session=session, actor=staff(), issue_id=pk(a)))

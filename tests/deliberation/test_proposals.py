@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 from sqlmodel import Session
 
@@ -10,7 +12,7 @@ from yishi.deliberation import proposals, threads
 from yishi.deliberation.proposals import art278_tally
 from yishi.deliberation.service import vote
 
-from .factories import Actors
+from .factories import Actors, pk
 
 resident = Actors.resident
 staff = Actors.staff
@@ -18,7 +20,8 @@ staff = Actors.staff
 EQUAL6 = [(f"o{i}", 100.0) for i in range(6)]
 
 
-def _ballots(agree: list[str], disagree: list[str] = (), abstain: list[str] = ()) -> dict:
+def _ballots(agree: list[str], disagree: Sequence[str] = (), abstain: Sequence[str] = ()
+             ) -> dict[str, str]:
     out = {o: "agree" for o in agree}
     out.update({o: "disagree" for o in disagree})
     out.update({o: "abstain" for o in abstain})
@@ -108,10 +111,10 @@ def _discussed_thread(session: Session) -> int:
     t = threads.create_thread(session=session, actor=staff(), title="电梯加装",
                               question="3栋是否加装电梯？",
                               statements=["应当加装电梯", "费用按楼层分摊"])
-    sids = [s.id for s in threads.get_statements(session=session, thread_id=t.id)]
+    sids = [pk(s) for s in threads.get_statements(session=session, thread_id=pk(t))]
     for i in range(5):
         vote(session=session, actor=resident(i), statement_id=sids[0], value="agree")
-    return t.id
+    return pk(t)
 
 
 def test_draft_vote_and_status_path(session: Session) -> None:
@@ -124,36 +127,36 @@ def test_draft_vote_and_status_path(session: Session) -> None:
     assert [x["step"] for x in p.timetable][:2] == ["公示征求意见", "表决"]
     assert p.tasks and p.tasks[0]["party"] == "业委会"
     with pytest.raises(Invalid):
-        proposals.change_status(session=session, actor=staff(), proposal_id=p.id,
+        proposals.change_status(session=session, actor=staff(), proposal_id=pk(p),
                                 to_status="adopted")
-    proposals.edit(session=session, actor=staff(), proposal_id=p.id,
+    proposals.edit(session=session, actor=staff(), proposal_id=pk(p),
                    changes={"title": "3栋加装电梯"})
-    proposals.change_status(session=session, actor=staff(), proposal_id=p.id,
+    proposals.change_status(session=session, actor=staff(), proposal_id=pk(p),
                             to_status="voting")
     with pytest.raises(Invalid):
-        proposals.edit(session=session, actor=staff(), proposal_id=p.id, changes={"title": "x"})
+        proposals.edit(session=session, actor=staff(), proposal_id=pk(p), changes={"title": "x"})
     for i, area in enumerate([100.0, 100.0, 100.0, 100.0]):
         proposals.record_unit(session=session, actor=staff(), unit=f"3-1-{i + 1}01",
                               owner_id=resident(i).user_id, area_m2=area)
     with pytest.raises(Forbidden):
-        proposals.cast_ballot(session=session, actor=resident(9), proposal_id=p.id,
+        proposals.cast_ballot(session=session, actor=resident(9), proposal_id=pk(p),
                               choice="agree")
     for i in range(3):
-        proposals.cast_ballot(session=session, actor=resident(i), proposal_id=p.id,
+        proposals.cast_ballot(session=session, actor=resident(i), proposal_id=pk(p),
                               choice="disagree")
     for i in range(3):  # ballots are changeable until voting closes
-        proposals.cast_ballot(session=session, actor=resident(i), proposal_id=p.id,
+        proposals.cast_ballot(session=session, actor=resident(i), proposal_id=pk(p),
                               choice="agree")
-    proposals.cast_ballot(session=session, actor=resident(3), proposal_id=p.id,
+    proposals.cast_ballot(session=session, actor=resident(3), proposal_id=pk(p),
                           choice="disagree")
-    done = proposals.close_voting(session=session, actor=staff(), proposal_id=p.id)
+    done = proposals.close_voting(session=session, actor=staff(), proposal_id=pk(p))
     assert done.status == "adopted" and done.result["passed"]
     assert done.result["agree_owners"] == 3 and done.result["voted_owners"] == 4
-    proposals.change_status(session=session, actor=staff(), proposal_id=p.id,
+    proposals.change_status(session=session, actor=staff(), proposal_id=pk(p),
                             to_status="in_progress", note="已委托施工单位")
-    proposals.add_update(session=session, actor=staff(), proposal_id=p.id, note="完成图纸")
-    proposals.change_status(session=session, actor=staff(), proposal_id=p.id, to_status="done")
-    updates = proposals.get_updates(session=session, proposal_id=p.id)
+    proposals.add_update(session=session, actor=staff(), proposal_id=pk(p), note="完成图纸")
+    proposals.change_status(session=session, actor=staff(), proposal_id=pk(p), to_status="done")
+    updates = proposals.get_updates(session=session, proposal_id=pk(p))
     assert [u.to_status for u in updates] == \
         ["draft", "voting", "adopted", "in_progress", None, "done"]
 
@@ -161,12 +164,12 @@ def test_draft_vote_and_status_path(session: Session) -> None:
 def test_consultation_counts_participants(session: Session) -> None:
     tid = _discussed_thread(session)
     p = proposals.draft_from_summary(session=session, actor=staff(), thread_id=tid)
-    proposals.change_status(session=session, actor=staff(), proposal_id=p.id,
+    proposals.change_status(session=session, actor=staff(), proposal_id=pk(p),
                             to_status="voting")
-    proposals.cast_ballot(session=session, actor=resident(1), proposal_id=p.id, choice="agree")
-    proposals.cast_ballot(session=session, actor=resident(2), proposal_id=p.id,
+    proposals.cast_ballot(session=session, actor=resident(1), proposal_id=pk(p), choice="agree")
+    proposals.cast_ballot(session=session, actor=resident(2), proposal_id=pk(p),
                           choice="disagree")
-    done = proposals.close_voting(session=session, actor=staff(), proposal_id=p.id)
+    done = proposals.close_voting(session=session, actor=staff(), proposal_id=pk(p))
     assert done.status == "rejected"  # one of two is not more than half
 
 

@@ -13,7 +13,7 @@ from yishi.deliberation import summaries, threads
 from yishi.deliberation.schemas import Claim, Quote
 from yishi.deliberation.service import post_to_thread, summarise_thread, vote
 
-from .factories import Actors
+from .factories import Actors, pk
 
 resident = Actors.resident
 staff = Actors.staff
@@ -44,17 +44,18 @@ def _discussion(session: Session) -> tuple[int, list[int], list[int]]:
     t = threads.create_thread(session=session, actor=staff(), title="停车收费调整",
                               question="小区地面停车该怎么收费？", statements=STATEMENTS)
     assert t.id is not None
-    sids = [s.id for s in threads.get_statements(session=session, thread_id=t.id)]
-    mids = [
-        post_to_thread(session=session, actor=resident(1), thread_id=t.id,
-                       text="去年的停车费用到哪里去了？希望物业说明").id,
-        post_to_thread(session=session, actor=resident(12), thread_id=t.id,
-                       text="业主自己的车都停不下，外来车太多").id,
+    sids = [pk(s) for s in threads.get_statements(session=session, thread_id=pk(t))]
+    posted = [
+        post_to_thread(session=session, actor=resident(1), thread_id=pk(t),
+                       text="去年的停车费用到哪里去了？希望物业说明"),
+        post_to_thread(session=session, actor=resident(12), thread_id=pk(t),
+                       text="业主自己的车都停不下，外来车太多"),
     ]
+    mids = [pk(m) for m in posted]
     for i in range(20):
         for sid, value in zip(sids, _camp_votes(i), strict=True):
             vote(session=session, actor=resident(i), statement_id=sid, value=value)
-    return t.id, sids, mids
+    return pk(t), sids, mids
 
 
 def test_offline_summary_from_the_math(session: Session) -> None:
@@ -69,6 +70,7 @@ def test_offline_summary_from_the_math(session: Session) -> None:
     divisive = {c for claim in s.divisive for c in claim.cites}
     assert {f"s{sids[1]}", f"s{sids[2]}"} <= divisive
     assert f"s{sids[0]}" not in divisive
+    assert f"s{sids[4]}" not in divisive  # one group agrees, the other passes: undecided
     assert any(f"m{mids[0]}" in q.cites for q in s.open_questions)
     assert s.rejected == []
     assert s.summary_id is not None
@@ -162,9 +164,37 @@ def test_unusable_llm_reply_falls_back_to_offline(session: Session) -> None:
 def test_small_thread_summarises_without_groups(session: Session) -> None:
     t = threads.create_thread(session=session, actor=staff(), title="健身器材",
                               question="换新器材吗？", statements=["应当更换"])
-    sid = threads.get_statements(session=session, thread_id=t.id)[0].id
+    sid = pk(threads.get_statements(session=session, thread_id=pk(t))[0])
     for i in range(3):
         vote(session=session, actor=resident(i), statement_id=sid, value="agree")
-    s = summarise_thread(session=session, actor=staff(), thread_id=t.id)
+    s = summarise_thread(session=session, actor=staff(), thread_id=pk(t))
     assert s.participation.voters == 3
     assert [c.cites for c in s.consensus] == [[f"s{sid}"]]
+
+
+def test_summary_with_a_real_langchain_client(session: Session) -> None:
+    """The real ChatOpenAI client over HTTP to a local scripted server; the check still runs."""
+    from tests.fakes.openai_server import FakeOpenAIServer
+    from tests.fakes.openai_server import text as scripted
+    from yishi.core.config import Settings
+    from yishi.core.llm import build_chat_model
+
+    tid, sids, _mids = _discussion(session)
+    reply = {
+        "groups": [],
+        "consensus": [{"text": "大家都要求公开账目", "cites": [f"s{sids[0]}"],
+                       "quotes": [{"ref": f"s{sids[0]}", "text": "停车收费应当公开账目"}]}],
+        "divisive": [{"text": "涨价有分歧", "cites": [f"s{sids[1]}"],
+                      "quotes": [{"ref": f"s{sids[1]}", "text": "车位应当大幅涨价"}]}],
+        "open_questions": [], "next_steps": [],
+    }
+    with FakeOpenAIServer() as server:
+        server.enqueue(scripted(json.dumps(reply, ensure_ascii=False)))
+        llm = build_chat_model(Settings(llm_base_url=server.base_url, llm_model="fake-model"),
+                               max_retries=0)
+        s = summarise_thread(session=session, actor=staff(), thread_id=tid, llm=llm)
+        sent = json.dumps(server.history[0], ensure_ascii=False)
+    assert s.engine == "llm"
+    assert [c.text for c in s.consensus] == ["大家都要求公开账目"]
+    assert s.divisive == [] and s.rejected[0].section == "divisive"
+    assert "停车收费应当公开账目" in sent

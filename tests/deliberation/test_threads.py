@@ -10,7 +10,7 @@ from yishi.core.errors import Forbidden, Invalid, NotFound
 from yishi.deliberation import service, threads
 from yishi.deliberation.models import Vote
 
-from .factories import Actors
+from .factories import Actors, pk
 
 resident = Actors.resident
 staff = Actors.staff
@@ -30,7 +30,7 @@ def test_only_staff_open_threads(session: Session) -> None:
 
 def test_vote_is_changeable_and_unique(session: Session) -> None:
     tid = _thread(session)
-    sid = threads.get_statements(session=session, thread_id=tid)[0].id
+    sid = pk(threads.get_statements(session=session, thread_id=tid)[0])
     service.vote(session=session, actor=resident(1), statement_id=sid, value="agree")
     service.vote(session=session, actor=resident(2), statement_id=sid, value="agree")
     changed = service.vote(session=session, actor=resident(1), statement_id=sid,
@@ -49,7 +49,7 @@ def test_vote_is_changeable_and_unique(session: Session) -> None:
 
 def test_vote_rejects_unknown_values_and_statements(session: Session) -> None:
     tid = _thread(session)
-    sid = threads.get_statements(session=session, thread_id=tid)[0].id
+    sid = pk(threads.get_statements(session=session, thread_id=tid)[0])
     with pytest.raises(Invalid):
         service.vote(session=session, actor=resident(), statement_id=sid, value="maybe")
     with pytest.raises(NotFound):
@@ -63,17 +63,17 @@ def test_post_and_statement_and_closed_thread(session: Session) -> None:
     assert m.id and m.visible
     m2 = service.post_to_thread(session=session, actor=resident(2), thread_id=tid,
                                 text="夜间停车应当免费", as_statement=True)
-    st = threads.statement_for_message(session=session, message_id=m2.id)
+    st = threads.statement_for_message(session=session, message_id=pk(m2))
     assert st is not None and st.text == "夜间停车应当免费"
     with pytest.raises(Invalid):
         threads.add_statement(session=session, actor=resident(), thread_id=tid, text="长" * 200)
-    assert [t.id for t in service.get_open_threads(session=session)] == [tid]
+    assert [pk(t) for t in service.get_open_threads(session=session)] == [tid]
     threads.close_thread(session=session, actor=staff(), thread_id=tid)
     assert service.get_open_threads(session=session) == []
     with pytest.raises(Invalid):
         service.post_to_thread(session=session, actor=resident(), thread_id=tid, text="还有")
     with pytest.raises(Invalid):
-        service.vote(session=session, actor=resident(), statement_id=st.id, value="agree")
+        service.vote(session=session, actor=resident(), statement_id=pk(st), value="agree")
 
 
 def test_hidden_messages_are_not_listed(session: Session) -> None:
@@ -82,7 +82,7 @@ def test_hidden_messages_are_not_listed(session: Session) -> None:
                                visible=False, as_statement=True)
     assert threads.get_messages(session=session, thread_id=tid) == []
     assert len(threads.get_statements(session=session, thread_id=tid)) == 1
-    threads.set_message_visible(session=session, message_id=m.id, visible=True)
+    threads.set_message_visible(session=session, message_id=pk(m), visible=True)
     assert len(threads.get_statements(session=session, thread_id=tid)) == 2
 
 

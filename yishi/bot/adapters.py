@@ -10,8 +10,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-import uuid
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
@@ -201,7 +201,10 @@ class MpCustomerServiceSender:
     def send_text(self, *, to_user: str, text: str) -> None:
         """Send `text` (split at sentence ends into parts under 2048 bytes) to an OpenID."""
         for part in split_for_wechat(text):
-            call_with_token(self.tokens, lambda p=part: self.client.message.send_text(to_user, p))
+            self._send_part(to_user, part)
+
+    def _send_part(self, to_user: str, part: str) -> None:
+        call_with_token(self.tokens, lambda: self.client.message.send_text(to_user, part))
 
 
 class WeComAppSender:
@@ -234,10 +237,12 @@ class WeComAppSender:
     def send_text(self, *, to_user: str, text: str) -> None:
         """Send `text` (split into parts under 2048 bytes) to a WeCom UserID."""
         for part in split_for_wechat(text):
-            call_with_token(
-                self.tokens,
-                lambda p=part: self.client.message.send_text(self.agent_id, to_user, p),
-            )
+            self._send_part(to_user, part)
+
+    def _send_part(self, to_user: str, part: str) -> None:
+        call_with_token(
+            self.tokens, lambda: self.client.message.send_text(self.agent_id, to_user, part)
+        )
 
 
 class RateLimiter(Protocol):

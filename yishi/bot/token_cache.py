@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.engine import Engine
@@ -122,7 +122,7 @@ class DbTokenStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self.table: Any = CacheEntry.__table__
+        self.table: Any = cast(Any, CacheEntry).__table__
 
     @staticmethod
     def _dt(epoch: float) -> datetime:

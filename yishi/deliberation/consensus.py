@@ -30,7 +30,8 @@ comments, ``M`` the comments moderated out, ``z90 = 1.2816`` (one-sided 90% norm
    centre: for a base cluster ``i`` in group ``A``, ``a_i = Σ_{j∈A} s_j d_ij / (S_A - 1)``,
    ``b_i = min_{B≠A} Σ_{j∈B} s_j d_ij / S_B``, ``sil_i = (b_i - a_i) / max(a_i, b_i)`` (0 when
    ``S_A = 1``), overall ``Σ s_i sil_i / Σ s_i`` (``s`` sizes, ``S`` group sizes, ``d`` Euclidean
-   distance). Groups are numbered by size, largest first.
+   distance). Groups are numbered by size, largest first. With fewer than 3 base clusters each
+   base cluster is its own group (one position: one group).
 6. Per group ``g`` and comment ``t`` (in-conv votes only; "rest" = in-conv participants outside
    ``g``): ``na, nd, ns`` = agrees, disagrees and votes cast (passes included).
    - smoothed probabilities ``pa = (na + 1) / (ns + 2)``, ``pd = (nd + 1) / (ns + 2)``;
@@ -71,8 +72,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-from scipy.linalg import eigh
-from sklearn.cluster import KMeans
+from scipy.sparse.linalg import LinearOperator, eigsh
+from sklearn.cluster import kmeans_plusplus
 
 Z_90 = 1.2816
 MIN_VOTES = 7
@@ -81,6 +82,7 @@ MAX_BASE_CLUSTERS = 100
 MAX_GROUPS = 5
 REPNESS_PER_GROUP = 5
 CONSENSUS_PER_SIDE = 5
+DENSE_EIGH_LIMIT = 64  # below this size a dense eigendecomposition is the quicker route
 N_STARTS = 100  # random starts per k when looking for the most stable grouping
 
 Side = Literal["agree", "disagree"]
@@ -100,8 +102,8 @@ class VoteMatrix:
     """Participants × comments votes: +1 agree, -1 disagree, 0 pass, NaN no vote."""
 
     values: np.ndarray
-    participants: list[Hashable]
-    comments: list[Hashable]
+    participants: Sequence[Hashable]
+    comments: Sequence[Hashable]
 
     def __post_init__(self) -> None:
         self.values = np.asarray(self.values, dtype=np.float64)
@@ -259,7 +261,8 @@ def _as_matrix(votes: VoteMatrix | Iterable[Vote | tuple[Hashable, Hashable, flo
 
 def _mod_out_mask(matrix: VoteMatrix, mod_out: Iterable[Hashable]) -> np.ndarray:
     wanted = set(mod_out)
-    return np.fromiter((c in wanted for c in matrix.comments), dtype=bool, count=len(matrix.comments))
+    n = len(matrix.comments)
+    return np.fromiter((c in wanted for c in matrix.comments), dtype=bool, count=n)
 
 
 # --- statistics --------------------------------------------------------------------------------
@@ -296,13 +299,14 @@ class _Counts:
 
 
 def _group_counts(values: np.ndarray, labels: np.ndarray, k: int) -> _Counts:
-    onehot = np.zeros((k, values.shape[0]), dtype=np.float64)
-    onehot[labels, np.arange(values.shape[0])] = 1.0
-
-    def count(mask: np.ndarray) -> np.ndarray:
-        return np.rint(onehot @ mask.astype(np.float64)).astype(np.int64)
-
-    return _Counts(agree=count(values == 1), disagree=count(values == -1), seen=count(~np.isnan(values)))
+    m = values.shape[1]
+    agree, disagree, seen = (np.zeros((k, m), dtype=np.int64) for _ in range(3))
+    for g in range(k):
+        block = values[labels == g]
+        agree[g] = np.count_nonzero(block == 1, axis=0)
+        disagree[g] = np.count_nonzero(block == -1, axis=0)
+        seen[g] = len(block) - np.count_nonzero(np.isnan(block), axis=0)
+    return _Counts(agree=agree, disagree=disagree, seen=seen)
 
 
 def _gac(counts: _Counts) -> np.ndarray:
@@ -310,7 +314,7 @@ def _gac(counts: _Counts) -> np.ndarray:
 
 
 def _labels_for(
-    matrix: VoteMatrix, groups: Mapping[Hashable, Hashable]
+    matrix: VoteMatrix, groups: Mapping[Any, Any]
 ) -> tuple[np.ndarray, np.ndarray, list[Hashable]]:
     """Rows of the grouped participants, their group index, and the group ids in index order."""
     group_ids = sorted({groups[p] for p in matrix.participants if p in groups}, key=_sort_key)
@@ -326,7 +330,7 @@ def _sort_key(value: Hashable) -> tuple[int, Any]:
 
 def group_informed_consensus(
     votes: VoteMatrix | Iterable[Vote | tuple[Hashable, Hashable, float]],
-    groups: Mapping[Hashable, Hashable],
+    groups: Mapping[Any, Any],
 ) -> dict[Hashable, float]:
     """Per comment, Π over groups of (agrees_g + 1) / (votes_g + 2)."""
     matrix = _as_matrix(votes)
@@ -338,69 +342,80 @@ def group_informed_consensus(
 def _repness_from_counts(
     counts: _Counts, comments: Sequence[Hashable], excluded: np.ndarray
 ) -> list[list[RepresentativeStatement]]:
-    total_a, total_d, total_s = (x.sum(axis=0) for x in (counts.agree, counts.disagree, counts.seen))
+    totals = [x.sum(axis=0) for x in (counts.agree, counts.disagree, counts.seen)]
     out: list[list[RepresentativeStatement]] = []
     for g in range(counts.agree.shape[0]):
-        na, nd, ns = counts.agree[g], counts.disagree[g], counts.seen[g]
-        ra_, rd_, rs_ = total_a - na, total_d - nd, total_s - ns
-        pa, pd = (na + 1.0) / (ns + 2.0), (nd + 1.0) / (ns + 2.0)
-        pat, pdt = prop_test(na, ns), prop_test(nd, ns)
-        ra = pa / ((ra_ + 1.0) / (rs_ + 2.0))
-        rd = pd / ((rd_ + 1.0) / (rs_ + 2.0))
-        rat, rdt = two_prop_test(na, ra_, ns, rs_), two_prop_test(nd, rd_, ns, rs_)
-        agree_side = rat > rdt
-        n_s = np.where(agree_side, na, nd)
-        p_s, p_t = np.where(agree_side, pa, pd), np.where(agree_side, pat, pdt)
-        r, r_t = np.where(agree_side, ra, rd), np.where(agree_side, rat, rdt)
-        metric = r * r_t * p_s * p_t
-        eligible = ~excluded
-
-        def statement(t: int, *, best: bool = False) -> RepresentativeStatement:
-            return RepresentativeStatement(
-                comment=comments[t],
-                repful_for="agree" if agree_side[t] else "disagree",
-                n_success=int(n_s[t]),
-                n_trials=int(ns[t]),
-                p_success=float(p_s[t]),
-                p_test=float(p_t[t]),
-                repness=float(r[t]),
-                repness_test=float(r_t[t]),
-                best_agree=best,
-                n_agree=int(na[t]) if best else None,
-            )
-
-        sufficient = np.flatnonzero(eligible & (p_t > Z_90) & (r_t > Z_90))
-        best_agree: int | None = None
-        for t in np.flatnonzero(eligible & ((na + nd) > 0)):
-            if best_agree is None:
-                if pat[t] > Z_90 or (ra[t] > 1.0 and pa[t] > 0.5):
-                    best_agree = int(t)
-            elif ra[best_agree] > 1.0:
-                if ra[t] * rat[t] * pa[t] * pat[t] > (
-                    ra[best_agree] * rat[best_agree] * pa[best_agree] * pat[best_agree]
-                ):
-                    best_agree = int(t)
-            elif pa[t] * pat[t] > pa[best_agree] * pat[best_agree]:
-                best_agree = int(t)
-
-        chosen: list[RepresentativeStatement] = []
-        if best_agree is not None:
-            chosen.append(statement(best_agree, best=True))
-            sufficient = sufficient[sufficient != best_agree]
-        ranked = sufficient[np.argsort(-metric[sufficient], kind="stable")]
-        ranked = ranked[: REPNESS_PER_GROUP - len(chosen)]
-        ranked = np.concatenate([ranked[agree_side[ranked]], ranked[~agree_side[ranked]]])
-        chosen.extend(statement(int(t)) for t in ranked)
-        if not chosen and eligible.any():
-            best_z = np.where(eligible, np.maximum(rat, rdt), -np.inf)
-            chosen.append(statement(int(np.argmax(best_z))))
-        out.append(chosen)
+        own = (counts.agree[g], counts.disagree[g], counts.seen[g])
+        rest = (totals[0] - own[0], totals[1] - own[1], totals[2] - own[2])
+        out.append(_group_repness(own, rest, comments, excluded))
     return out
+
+
+def _group_repness(
+    own: tuple[np.ndarray, np.ndarray, np.ndarray],
+    rest: tuple[np.ndarray, np.ndarray, np.ndarray],
+    comments: Sequence[Hashable],
+    excluded: np.ndarray,
+) -> list[RepresentativeStatement]:
+    """Representative statements of one group from its and the rest's (agree, disagree, seen)."""
+    na, nd, ns = own
+    rest_a, rest_d, rest_s = rest
+    pa, pd = (na + 1.0) / (ns + 2.0), (nd + 1.0) / (ns + 2.0)
+    pat, pdt = prop_test(na, ns), prop_test(nd, ns)
+    ra = pa / ((rest_a + 1.0) / (rest_s + 2.0))
+    rd = pd / ((rest_d + 1.0) / (rest_s + 2.0))
+    rat, rdt = two_prop_test(na, rest_a, ns, rest_s), two_prop_test(nd, rest_d, ns, rest_s)
+    agree_side = rat > rdt
+    n_s = np.where(agree_side, na, nd)
+    p_s, p_t = np.where(agree_side, pa, pd), np.where(agree_side, pat, pdt)
+    r, r_t = np.where(agree_side, ra, rd), np.where(agree_side, rat, rdt)
+    metric = r * r_t * p_s * p_t
+    eligible = ~excluded
+
+    def statement(t: int, *, best: bool = False) -> RepresentativeStatement:
+        return RepresentativeStatement(
+            comment=comments[t],
+            repful_for="agree" if agree_side[t] else "disagree",
+            n_success=int(n_s[t]),
+            n_trials=int(ns[t]),
+            p_success=float(p_s[t]),
+            p_test=float(p_t[t]),
+            repness=float(r[t]),
+            repness_test=float(r_t[t]),
+            best_agree=best,
+            n_agree=int(na[t]) if best else None,
+        )
+
+    best_agree: int | None = None
+    for t in np.flatnonzero(eligible & ((na + nd) > 0)):
+        if best_agree is None:
+            if pat[t] > Z_90 or (ra[t] > 1.0 and pa[t] > 0.5):
+                best_agree = int(t)
+        elif ra[best_agree] > 1.0:
+            b = best_agree
+            if ra[t] * rat[t] * pa[t] * pat[t] > ra[b] * rat[b] * pa[b] * pat[b]:
+                best_agree = int(t)
+        elif pa[t] * pat[t] > pa[best_agree] * pat[best_agree]:
+            best_agree = int(t)
+
+    chosen: list[RepresentativeStatement] = []
+    sufficient = np.flatnonzero(eligible & (p_t > Z_90) & (r_t > Z_90))
+    if best_agree is not None:
+        chosen.append(statement(best_agree, best=True))
+        sufficient = sufficient[sufficient != best_agree]
+    ranked = sufficient[np.argsort(-metric[sufficient], kind="stable")]
+    ranked = ranked[: REPNESS_PER_GROUP - len(chosen)]
+    ranked = np.concatenate([ranked[agree_side[ranked]], ranked[~agree_side[ranked]]])
+    chosen.extend(statement(int(t)) for t in ranked)
+    if not chosen and eligible.any():
+        best_z = np.where(eligible, np.maximum(rat, rdt), -np.inf)
+        chosen.append(statement(int(np.argmax(best_z))))
+    return chosen
 
 
 def repness(
     votes: VoteMatrix | Iterable[Vote | tuple[Hashable, Hashable, float]],
-    groups: Mapping[Hashable, Hashable],
+    groups: Mapping[Any, Any],
     *,
     mod_out: Iterable[Hashable] = (),
 ) -> dict[Hashable, list[RepresentativeStatement]]:
@@ -475,23 +490,35 @@ def _pca(values: np.ndarray, excluded: np.ndarray) -> tuple[np.ndarray, np.ndarr
     x -= center
     x[missing] = 0.0  # mean-filled entries are exactly the centre: zero after centring
     n, m = x.shape
-    n_comp = min(2, n, m)
     components = np.zeros((2, m))
+    n_comp = min(2, n, m)
     if n_comp > 0:
-        if m <= n:
-            _, vecs = eigh(x.T @ x, subset_by_index=[m - n_comp, m - 1])
-            comps = vecs[:, ::-1].T
-        else:
-            vals, uvecs = eigh(x @ x.T, subset_by_index=[n - n_comp, n - 1])
-            comps = (x.T @ uvecs[:, ::-1]).T
-            norms = np.linalg.norm(comps, axis=1, keepdims=True)
-            comps = np.divide(comps, norms, out=np.zeros_like(comps), where=norms > 0)
+        comps = _top_components(x, n_comp)
         signs = np.sign(comps[np.arange(n_comp), np.abs(comps).argmax(axis=1)])
         components[:n_comp] = comps * np.where(signs == 0, 1.0, signs)[:, None]
     n_votes = m - missing.sum(axis=1)
     scale = np.sqrt(m / np.maximum(n_votes, 1))
     projections = (x @ components.T) * scale[:, None]
     return center, components, projections
+
+
+def _top_components(x: np.ndarray, n_comp: int) -> np.ndarray:
+    """The top `n_comp` right singular vectors of `x` (rows), unit length."""
+    n, m = x.shape
+    if min(n, m) <= DENSE_EIGH_LIMIT:
+        if m <= n:
+            _, vecs = np.linalg.eigh(x.T @ x)
+            return vecs[:, ::-1][:, :n_comp].T.copy()
+        _, uvecs = np.linalg.eigh(x @ x.T)
+        comps = (x.T @ uvecs[:, ::-1][:, :n_comp]).T
+    else:
+        # Lanczos on v -> X^T X v never forms the Gram matrix; a fixed start keeps it deterministic.
+        gram = LinearOperator((m, m), matvec=lambda v: x.T @ (x @ v), dtype=np.float64)
+        start = np.random.default_rng(0).standard_normal(m)
+        _, vecs = eigsh(gram, k=n_comp, which="LA", v0=start, tol=0)
+        comps = vecs[:, ::-1].T
+    norms = np.linalg.norm(comps, axis=1, keepdims=True)
+    return np.divide(comps, norms, out=np.zeros_like(comps), where=norms > 0)
 
 
 def _in_conv(values: np.ndarray) -> np.ndarray:
@@ -515,14 +542,14 @@ def _base_clusters(points: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarra
     inverse = inverse.reshape(-1)
     if len(unique) <= MAX_BASE_CLUSTERS:
         return inverse.astype(np.int64), unique
-    km = KMeans(n_clusters=MAX_BASE_CLUSTERS, n_init=1, random_state=seed)
-    km.fit(unique, sample_weight=np.bincount(inverse).astype(np.float64))
-    labels = km.labels_[inverse].astype(np.int64)
-    # Recompute centres from members so empty or drifting centres cannot survive.
-    used, labels = np.unique(labels, return_inverse=True)
+    counts = np.bincount(inverse).astype(np.float64)
+    init, _ = kmeans_plusplus(unique, MAX_BASE_CLUSTERS, sample_weight=counts, random_state=seed)
+    base, _ = _lloyd_many(unique, counts, init[None])
+    # Drop centres that lost all their members; recompute the rest as member means.
+    _, labels = np.unique(base[0][inverse], return_inverse=True)
+    labels = labels.reshape(-1)
     sizes = np.bincount(labels).astype(np.float64)
     centers = np.stack([np.bincount(labels, weights=points[:, d]) / sizes for d in range(2)], 1)
-    del used
     return labels.astype(np.int64), centers
 
 
@@ -546,38 +573,51 @@ def weighted_silhouette(points: np.ndarray, weights: np.ndarray, labels: np.ndar
     return float((weights * s).sum() / weights.sum())
 
 
+def _sq_dist(points: np.ndarray, centers: np.ndarray) -> np.ndarray:
+    """Squared distances, starts × points × centres, for 2-D points and starts × k × 2 centres."""
+    dx = points[None, :, None, 0] - centers[:, None, :, 0]
+    dy = points[None, :, None, 1] - centers[:, None, :, 1]
+    return dx * dx + dy * dy
+
+
 def _lloyd_many(
-    points: np.ndarray, weights: np.ndarray, init: np.ndarray, max_iter: int = 100
+    points: np.ndarray, weights: np.ndarray, init: np.ndarray, max_iter: int = 300
 ) -> tuple[np.ndarray, np.ndarray]:
     """Weighted Lloyd iterations from many starts at once: labels (starts × n), inertias."""
-    centers = init.copy()  # starts × k × 2
-    k = centers.shape[1]
-    labels = np.zeros((centers.shape[0], len(points)), dtype=np.int64)
+    centers = init.astype(np.float64).copy()  # starts × k × 2
+    n_starts, k = centers.shape[:2]
+    labels = np.full((n_starts, len(points)), -1, dtype=np.int64)
+    offsets = (np.arange(n_starts) * k)[:, None]
     for _ in range(max_iter):
-        dist = ((points[None, :, None, :] - centers[:, None, :, :]) ** 2).sum(axis=-1)
-        labels = dist.argmin(axis=-1)
-        member = (labels[..., None] == np.arange(k)) * weights[None, :, None]  # starts × n × k
-        mass = member.sum(axis=1)
-        sums = np.einsum("snk,nd->skd", member, points)
-        moved = np.where(mass[..., None] > 0, sums / np.maximum(mass, 1e-300)[..., None], centers)
-        if np.allclose(moved, centers, rtol=0.0, atol=1e-12):
+        new_labels = _sq_dist(points, centers).argmin(axis=-1)
+        if np.array_equal(new_labels, labels):
             break
-        centers = moved
-    dist = ((points[None, :, None, :] - centers[:, None, :, :]) ** 2).sum(axis=-1)
+        labels = new_labels
+        flat = (labels + offsets).ravel()
+        w = np.tile(weights, n_starts)
+        mass = np.bincount(flat, weights=w, minlength=n_starts * k).reshape(n_starts, k)
+        sums = np.stack(
+            [
+                np.bincount(flat, weights=w * np.tile(points[:, d], n_starts),
+                            minlength=n_starts * k).reshape(n_starts, k)
+                for d in range(2)
+            ],
+            axis=-1,
+        )
+        centers = np.where(
+            mass[..., None] > 0, sums / np.maximum(mass, 1e-300)[..., None], centers
+        )
+    dist = _sq_dist(points, centers)
     labels = dist.argmin(axis=-1)
     inertia = (np.take_along_axis(dist, labels[..., None], axis=-1)[..., 0] * weights).sum(axis=1)
     return labels, inertia
 
 
-def _canonical(labels: np.ndarray) -> np.ndarray:
-    """Relabel each row so groups are numbered in order of first appearance."""
-    out = np.empty_like(labels)
-    for r, row in enumerate(labels):
-        _, first = np.unique(row, return_index=True)
-        rank = np.empty(len(first), dtype=np.int64)
-        rank[np.argsort(first)] = np.arange(len(first))
-        out[r] = rank[row]
-    return out
+def _canonical(labels: np.ndarray, k: int) -> np.ndarray:
+    """Relabel each row (all k labels present) so groups number in order of first appearance."""
+    first = (labels[:, :, None] == np.arange(k)).argmax(axis=1)  # rows × k
+    rank = np.argsort(np.argsort(first, axis=1), axis=1)
+    return np.take_along_axis(rank, labels, axis=1)
 
 
 def _stable_kmeans(
@@ -589,7 +629,7 @@ def _stable_kmeans(
     full = np.array([len(np.unique(row)) == k for row in labels])
     if not full.any():
         return None
-    labels, inertia = _canonical(labels[full]), inertia[full]
+    labels, inertia = _canonical(labels[full], k), inertia[full]
     parts, index, counts = np.unique(labels, axis=0, return_inverse=True, return_counts=True)
     index = index.reshape(-1)
     best_inertia = np.full(len(parts), np.inf)
@@ -632,7 +672,7 @@ def _group_clusters(
 def compute(
     votes: VoteMatrix | Iterable[Vote | tuple[Hashable, Hashable, float]],
     *,
-    groups: Mapping[Hashable, Hashable] | None = None,
+    groups: Mapping[Any, Any] | None = None,
     mod_out: Iterable[Hashable] = (),
     seed: int = 0,
     max_groups: int = MAX_GROUPS,

@@ -38,7 +38,9 @@ def register_consensus(app: typer.Typer) -> None:
     @app.command("consensus")
     def consensus_command(
         polis_dir: Path = typer.Option(
-            ..., "--polis", help="Polis 导出目录（comments.csv + votes.csv 或 participants-votes.csv）"
+            ...,
+            "--polis",
+            help="Polis 导出目录（comments.csv + votes.csv 或 participants-votes.csv）",
         ),
         as_json: bool = typer.Option(False, "--json", help="以 JSON 输出完整结果"),
         seed: int = typer.Option(0, help="聚类随机种子（结果对同一输入是确定的）"),

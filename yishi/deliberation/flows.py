@@ -49,7 +49,7 @@ def status_notice(issue: Issue, note: str = "") -> str:
     if issue.responsible_party and issue.status in {"assigned", "in_progress"}:
         parts.append(f"责任方：{issue.responsible_party}。")
     if issue.status == "resolved":
-        parts.append("如果问题仍未解决，请回复“没解决 " + str(issue.id) + "”。")
+        parts.append(f"如果问题仍未解决，请回复说明情况并注明编号 {issue.id}。")
     return "".join(parts)
 
 

@@ -213,6 +213,9 @@ def text_similarity(a: str, b: str) -> float:
 
 DUPLICATE_THRESHOLD = 0.34
 
+# Kept off the residents' public board: they are about particular people.
+PRIVATE_CATEGORIES = (Category.neighbour_dispute.value, Category.elderly_care.value)
+
 
 # --- redaction ---------------------------------------------------------------------------------
 
@@ -301,6 +304,9 @@ def record_issue(
     place = normalise_location(location) if location else Place(key=None)
     if place.key is None:
         place = normalise_location(text)
+    if place.key is None and location and location.strip():
+        # An unrecognised place ("后门小卖部旁") still dedupes against the same wording.
+        place = Place(key="text:" + re.sub(r"[\s的]|小区", "", location)[:80])
     if place.key is None and not location:
         missing.append("location")
     now = utcnow()
@@ -404,7 +410,7 @@ def get_issues_for_reporter(*, session: Session, actor: Actor) -> list[Issue]:
     """Issues the actor reported or joined as a supporter, newest first."""
     supported = select(IssueSupporter.issue_id).where(IssueSupporter.user_id == actor.user_id)
     return list(session.exec(
-        select(Issue).where(or_(Issue.reporter_id == actor.user_id,
+        select(Issue).where(or_(col(Issue.reporter_id) == actor.user_id,
                                 col(Issue.id).in_(supported)))
         .order_by(col(Issue.created_at).desc(), col(Issue.id).desc())
     ).all())
@@ -444,9 +450,11 @@ def list_issues(
     overdue: bool | None = None,
     limit: int = 200,
 ) -> list[Issue]:
-    """Staff view: issues filtered by party, status, building, category and overdue."""
-    actor.require(Role.staff, Role.moderator)
+    """The issue board filtered by party, status, building, category and overdue; residents
+    see the public board (no personal categories)."""
     query = select(Issue)
+    if not actor.has_role(Role.staff, Role.moderator):
+        query = query.where(col(Issue.category).not_in(PRIVATE_CATEGORIES))
     if party:
         query = query.where(Issue.responsible_party == party)
     if status:

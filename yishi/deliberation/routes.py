@@ -15,7 +15,6 @@ from yishi.core.deps import (
     ResidentActor,
     SessionDep,
     StaffActor,
-    StaffOrModeratorActor,
 )
 from yishi.core.errors import Invalid
 from yishi.core.models import Role
@@ -54,9 +53,9 @@ router = APIRouter(prefix="/api/deliberation", tags=["deliberation"])
 flows.register_moderation_handlers()
 
 
-def _issue(issue: Issue, now: datetime | None = None) -> IssueRead:
+def _issue(issue: Issue, now: datetime | None = None, *, public: bool = False) -> IssueRead:
     return IssueRead(
-        id=issue.id or 0, reporter_id=issue.reporter_id, text=issue.text,
+        id=issue.id or 0, reporter_id="" if public else issue.reporter_id, text=issue.text,
         category=issue.category, location=issue.location, building=issue.building,
         urgency=issue.urgency, media=list(issue.media or []), status=issue.status,
         status_label=STATUS_LABELS.get(issue.status, issue.status),
@@ -110,7 +109,7 @@ def my_issues(session: SessionDep, actor: ResidentActor) -> list[IssueRead]:
 @router.get("/issues", response_model=list[IssueRead])
 def list_issues(
     session: SessionDep,
-    actor: StaffOrModeratorActor,
+    actor: ResidentActor,
     party: str | None = None,
     status: str | None = None,
     building: str | None = None,
@@ -118,13 +117,14 @@ def list_issues(
     overdue: bool | None = None,
     limit: int = 200,
 ) -> list[IssueRead]:
-    """The issue board (staff): filter by responsible party, status, building, category and
-    overdue."""
+    """The issue board: filter by responsible party, status, building, category and overdue.
+    Residents see the public board: no reporter ids and no personal categories."""
     now = utcnow()
     rows = issues.list_issues(session=session, actor=actor, party=party, status=status,
                               building=building, category=category, overdue=overdue,
                               limit=min(max(limit, 1), 1000))
-    return [_issue(i, now) for i in rows]
+    public = not actor.has_role(Role.staff, Role.moderator)
+    return [_issue(i, now, public=public) for i in rows]
 
 
 @router.get("/issues/{issue_id}", response_model=IssueRead)

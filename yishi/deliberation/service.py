@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from yishi.deliberation import threads
 from yishi.deliberation.issues import (
     get_issue,
     get_issues_for_reporter,
@@ -18,6 +19,7 @@ from yishi.deliberation.threads import (
     get_statements,
     parse_vote_command,
     post_to_thread,
+    statement_for_message,
     vote,
 )
 
@@ -35,6 +37,8 @@ __all__ = [
     "parse_vote_command",
     "post_to_thread",
     "record_issue",
+    "statement_for_message",
     "summarise_thread",
+    "threads",
     "vote",
 ]

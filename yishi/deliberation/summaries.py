@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 _REF_RE = re.compile(r"^([ms])(\d+)$")
 MIN_VOTES_FOR_CONSENSUS = 3
-DIVISIVE_SPREAD = 0.5  # difference in agree rate between groups that makes a point divisive
+DIVISIVE_SIDE = 0.5  # a group "mostly" agrees (or disagrees) from this share of its votes
 _SENTENCE_RE = re.compile(r"[^。！？!?\n]*[？?]")
 
 
@@ -269,11 +269,15 @@ def divisive_statements(math: MathView) -> list[int]:
     """Statements on which opinion groups split (or, without groups, the whole room splits)."""
     out: list[tuple[float, int]] = []
     for sid, fig in math.overall.items():
-        rates = [g[sid].agree_rate for g in math.by_group.values() if sid in g and g[sid].total]
-        if len(rates) >= 2:
-            spread = max(rates) - min(rates)
-            if spread >= DIVISIVE_SPREAD:
-                out.append((spread, sid))
+        figs = [g[sid] for g in math.by_group.values() if sid in g and g[sid].total]
+        if len(figs) >= 2:
+            # Divided means one group mostly agrees while another mostly disagrees; a group
+            # that mostly passes is undecided, not opposed.
+            scores = [a.agree_rate + d.disagree_rate for a in figs for d in figs
+                      if a is not d and a.agree_rate >= DIVISIVE_SIDE
+                      and d.disagree_rate >= DIVISIVE_SIDE]
+            if scores:
+                out.append((max(scores), sid))
         elif (not math.by_group and fig.total >= MIN_VOTES_FOR_CONSENSUS
               and min(fig.agree_rate, fig.disagree_rate) >= 0.3):
             out.append((1 - abs(fig.agree_rate - fig.disagree_rate), sid))
@@ -299,8 +303,7 @@ def offline_summary(material: ThreadMaterial) -> ThreadSummary:
                                       texts[sid]))
         sid, side = reps[0]
         verb = "认同" if side == "agree" else "不认同"
-        view = _stmt_claim(f"第{label}组（{len(math.groups[label])}人）最鲜明的立场是{verb}"
-                           f"「{texts[sid]}」", sid, texts[sid])
+        view = _stmt_claim(f"最鲜明的立场是{verb}「{texts[sid]}」", sid, texts[sid])
         groups.append(GroupView(group=label, size=len(math.groups[label]), view=view,
                                 representative=claims))
 
@@ -318,7 +321,7 @@ def offline_summary(material: ThreadMaterial) -> ThreadSummary:
     for sid in divisive_statements(math)[:5]:
         if sid not in texts:
             continue
-        parts = [f"第{g}组同意 {_pct(f[sid].agree_rate)}" for g, f in sorted(math.by_group.items())
+        parts = [f"{g}组同意 {_pct(f[sid].agree_rate)}" for g, f in sorted(math.by_group.items())
                  if sid in f and f[sid].total]
         detail = "，".join(parts) if parts else (
             f"同意 {math.overall[sid].agree}、反对 {math.overall[sid].disagree}")
@@ -522,7 +525,7 @@ def render_text(summary: ThreadSummary) -> str:
 
     if summary.groups:
         lines.append("意见分组：")
-        lines += [f"· {cite(g.view)}" for g in summary.groups]
+        lines += [f"· {g.group}组（{g.size}人）：{cite(g.view)}" for g in summary.groups]
     if summary.consensus:
         lines.append("共识：")
         lines += [f"· {cite(c)}" for c in summary.consensus]

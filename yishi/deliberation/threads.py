@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
 from yishi.core.auth import Actor
@@ -195,19 +196,30 @@ def vote(*, session: Session, actor: Actor, statement_id: int, value: str) -> Vo
     if statement is None or not statement.visible:
         raise NotFound(f"没有编号为 {statement_id} 的观点", hint="发送“议题”查看可投票的观点")
     _open_thread(session, statement.thread_id)
-    now = utcnow()
-    existing = session.exec(
-        select(Vote).where(Vote.statement_id == statement_id, Vote.voter_id == actor.user_id)
-    ).first()
-    if existing is None:
-        existing = Vote(statement_id=statement_id, thread_id=statement.thread_id,
-                        voter_id=actor.user_id, value=VOTE_VALUES[value], created_at=now,
-                        updated_at=now)
-    else:
-        existing.value = VOTE_VALUES[value]
-        existing.updated_at = now
-    session.add(existing)
-    session.commit()
+    thread_id = statement.thread_id
+    for attempt in range(2):
+        now = utcnow()
+        existing = session.exec(
+            select(Vote).where(Vote.statement_id == statement_id, Vote.voter_id == actor.user_id)
+        ).first()
+        if existing is None:
+            existing = Vote(statement_id=statement_id, thread_id=thread_id,
+                            voter_id=actor.user_id, value=VOTE_VALUES[value], created_at=now,
+                            updated_at=now)
+        else:
+            existing.value = VOTE_VALUES[value]
+            existing.updated_at = now
+        session.add(existing)
+        try:
+            session.commit()
+        except IntegrityError:
+            # The same person's vote arrived twice at once (WeChat retries, two workers):
+            # the other insert won, so update that row instead.
+            session.rollback()
+            if attempt:
+                raise
+            continue
+        break
     session.refresh(existing)
     return existing
 

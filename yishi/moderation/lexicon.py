@@ -24,7 +24,7 @@ TARGET_MARKERS = (
     "楼上", "楼下", "对门", "邻居", "这家伙", "这货", "这帮", "这群", "物业", "保安",
     "经理", "老板", "主任", "业委会", "管家", "房东", "租客", "sb",
 )
-_TARGET_BEFORE = 5  # compact chars before a `t` term where a target may sit
+_TARGET_BEFORE = 8  # compact chars before a `t` term where a target may sit
 _TARGET_AFTER = 3
 _COMMON_WORD_FREQ = 20  # jieba frequency at which a homophone surface is a real word
 _BOUNDARY_WORD_FREQ = 3
@@ -128,6 +128,10 @@ class Lexicon:
             if "a" in entry.flags and not _ascii_bounded(norm, start, end):
                 continue
             weight = entry.weight
+            if entry.category == "insult" and 0.5 <= weight < 0.95 and _PREDICATE.search(
+                text[max(0, start - 4) : start]
+            ):
+                weight = min(0.95, weight + 0.1)  # 是个…/你个…: aimed squarely at someone
             if "t" in entry.flags and not _has_target(text, start, end):
                 continue
             o_start, o_end = comp.span(start, end)
@@ -146,6 +150,10 @@ class Lexicon:
                     reason=reason,
                 )
             )
+        for m in _PRAISE_IN_QUOTES.finditer(norm.light.text):
+            o_start, o_end = norm.light.span(*m.span())
+            signals.append(Signal(category="insult", score=0.55, start=o_start, end=o_end,
+                                  source="tone", reason=f"反讽用语：{m.group(0)}"))
         return signals + masked
 
     def _masked_hits(self, norm: Normalised) -> list[Signal]:
@@ -200,6 +208,11 @@ class Lexicon:
         return out
 
 
+_PREDICATE = re.compile(r"(是个|是一个|就是个|真是个|你个|你这个|你们这些|这个死|你这种)$")
+_PRAISE_IN_QUOTES = re.compile(
+    r"['‘“\"「『]\s?(精英|敬业|专业|负责|有活力|高效|贴心|好心|厉害|聪明|能干|优秀|文明|高素质|热心|大善人"
+    r"|为民|尽职|用心|懂事|有素质|有教养|体面|靠谱)(们)?\s?['’”\"」』]"
+)
 _MASK_CHARS = "*#@$!0134"
 _MASKED_TOKEN = re.compile(r"[a-z0-9*#@$!]{3,}")
 _LEET = str.maketrans({"@": "a", "$": "s", "0": "o", "1": "i", "3": "e", "4": "a", "!": "i", "#": "*"})

@@ -176,7 +176,9 @@ class View:
 
     def span(self, start: int, end: int) -> tuple[int, int]:
         """Original [start, end) for the view's [start, end)."""
-        if not self.offsets or start >= end:
+        n = len(self.offsets)
+        start, end = max(0, start), min(end, n)
+        if not n or start >= end:
             return (0, 0)
         return (self.offsets[start], self.offsets[end - 1] + 1)
 

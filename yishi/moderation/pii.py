@@ -23,6 +23,10 @@ MOBILE_RE = re.compile(r"(?<![\d])(?:\+?86[\s\-]?)?(1[3-9]\d)" + _SEP + r"(\d{4}
 ID_RE = re.compile(r"(?<![\dx])(\d{6})(\d{4})(\d{2})(\d{2})(\d{3})([\dx])(?![\dx])")
 # Digits spelled out one by one with a separator between each ("3 2 0 1 0 2 ...").
 SPACED_RE = re.compile(r"(?<![\d])\d(?:[\s\-.·_,，]\d){10,18}(?:[\s\-.]?x)?(?![\d])")
+# The tail of a number ("尾号3355", "身份证后四位是0011"): identifying with a name or a self cue.
+PARTIAL_RE = re.compile(
+    r"(?:尾号|后[四六4-6]位|末[四六4-6]位)(?:是|为|:|：)?\s?(\d{3,6})(?!\d)"
+)
 WECHAT_RE = re.compile(r"(?:微信号?|vx|wx|v信|wechat)\s?(?:号)?\s?[:：]?\s?([a-z][a-z0-9_\-]{3,19})")
 CARD_RE = re.compile(r"(?<!\d)(?:\d{4}[\s\-]?){3}\d{4}(?:[\s\-]?\d{1,3})?(?!\d)")
 EMAIL_RE = re.compile(r"[a-z0-9._%+\-]+@[a-z0-9.\-]+\.[a-z]{2,}")
@@ -49,7 +53,7 @@ NAME_RE = re.compile(
 _SELF_CUES = (
     "我的", "我电话", "我手机", "我号码", "我微信", "联系我", "打我", "找我", "call我", "本人",
     "我家", "我住", "我是", "私聊我", "加我", "我的号", "我这边", "我们家", "我号", "我身份证",
-    "我卡号", "我银行卡", "我邮箱", "我车", "自家", "联系电话", "联系方式", "电话见", "my", "i'm",
+    "我卡号", "我银行卡", "我邮箱", "我车牌", "我的车牌", "自家", "联系电话", "联系方式", "电话见", "my", "i'm",
     "iam", "me at", "callme", "textme", "reachme",
 )
 _SELF_AFTER = ("找我", "联系我", "打我", "打给我", "call me", "text me", "私聊我", "加我", "联系本人")
@@ -152,6 +156,10 @@ def detect(norm: Normalised, *, context: str = "message") -> list[Signal]:
         else:
             continue
         taken.append(m.span())
+    for m in PARTIAL_RE.finditer(digits_text):
+        if free(*m.span(1)):
+            found.append((m.start(1), m.end(1), "partial", 0.3))
+            taken.append(m.span(1))
     for m in WECHAT_RE.finditer(text):
         if free(*m.span(1)):
             found.append((m.start(1), m.end(1), "wechat", 0.5))
@@ -194,7 +202,7 @@ def detect(norm: Normalised, *, context: str = "message") -> list[Signal]:
             score = max(base, 0.9) if kind != "plate" else 0.7
         if kind == "address" and base < 0.5 and not exposed:
             continue
-        if kind == "plate" and not exposed:
+        if kind in ("plate", "partial") and not exposed:
             continue
         signals.append(_sig("doxxing", score, o_start, o_end, f"他人{label}", kind != "plate"))
     if context != "reply":
@@ -226,6 +234,10 @@ def _plausible_birth_str(id18: str) -> bool:
     return 1900 <= year <= 2100
 
 
+def _has_numerals(fragment: str) -> bool:
+    return sum(c in "零〇一二三四五六七八九幺两" for c in fragment) >= 4
+
+
 def _other_owner(before: str) -> bool:
     # "我的邻居/我朋友的电话" is someone else's number even though it starts with 我.
     return any(w in before[-8:] for w in ("邻居", "朋友", "同事", "他的", "她的", "老公", "老婆"))
@@ -239,6 +251,7 @@ _KIND_LABEL = {
     "plate": "车牌号",
     "address": "住址",
     "wechat": "微信号",
+    "partial": "号码尾号",
 }
 
 
@@ -251,6 +264,7 @@ def _sig(category: str, score: float, start: int, end: int, reason: str, redact:
 
 def mask(fragment: str) -> str:
     """Mask personal data in one matched fragment, keeping a little for recognition."""
+    fragment = fragment.translate(_NUMERALS) if _has_numerals(fragment) else fragment
     digits = [i for i, c in enumerate(fragment) if c.isdigit() or c in "xX"]
     if len(digits) >= 7:
         keep = set(digits[:3] + digits[-4:]) if len(digits) <= 11 else set(digits[-4:])

@@ -55,9 +55,17 @@ class Policy:
     def decide(self, signals: list[Signal]) -> tuple[Action, list[str], float]:
         """The action, the categories that count and the overall score for a set of signals."""
         best: dict[str, float] = {}
+        strong_hits: dict[str, set[tuple[int, int]]] = {}
         for s in signals:
             if s.score > best.get(s.category, 0.0):
                 best[s.category] = s.score
+            if s.score >= 0.5 and s.end > s.start and s.category in _CUMULATIVE:
+                strong_hits.setdefault(s.category, set()).add((s.start, s.end))
+        for cat, spans in strong_hits.items():
+            # Several separate abusive phrases in one message weigh more than one.
+            distinct = len(_disjoint(spans))
+            if distinct >= 2:
+                best[cat] = min(0.95, max(best[cat], best[cat] + 0.15 * (distinct - 1)))
         action: Action = "allow"
         cats: list[str] = []
         score = 0.0
@@ -81,6 +89,18 @@ class Policy:
         if action == "allow":
             score = max((v for c, v in best.items() if c != "self_pii"), default=0.0)
         return action, cats, round(min(score, 1.0), 4)
+
+
+_CUMULATIVE = {"insult", "harassment", "threat", "hate", "sexual", "incitement"}
+
+
+def _disjoint(spans: set[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for a, b in sorted(spans):
+        if out and a < out[-1][1]:
+            continue
+        out.append((a, b))
+    return out
 
 
 def load(path: Path | None) -> Policy:

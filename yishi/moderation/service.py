@@ -63,7 +63,10 @@ class Screener:
         norm = normalise(analysed)
         signals: list[Signal] = self.lexicon.match(norm)
         signals += pii.detect(norm, context=context)
-        signals += spam.detect(norm)
+        ads = spam.detect(norm)
+        if any(a.category == "spam_ad" and a.score >= 0.5 for a in ads):
+            signals = [_as_advertiser_contact(s) for s in signals]
+        signals += ads
         if context != "reply":
             signals += injection.detect(norm)
         reasons: list[str] = []
@@ -109,6 +112,13 @@ class Screener:
             out.append(Signal(category="insult", score=0.6, end=0, source="classifier",
                               reason=f"模型判定可能冒犯（{p:.2f}）"))
         return out
+
+
+def _as_advertiser_contact(signal: Signal) -> Signal:
+    """In an ad, a contact number with no sign of exposure is the advertiser's own."""
+    if signal.category == "doxxing" and signal.source == "pii" and signal.score < 0.85:
+        return signal.model_copy(update={"category": "self_pii", "reason": "广告联系方式（已隐藏）"})
+    return signal
 
 
 _ABUSE = {"insult", "harassment", "threat", "hate", "sexual", "incitement"}

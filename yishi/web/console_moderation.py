@@ -21,6 +21,7 @@ from yishi.web.console_session import (
     redirect,
     render,
     safe_next,
+    templates,
 )
 
 router = APIRouter(include_in_schema=False, route_class=ConsoleRoute)
@@ -47,7 +48,28 @@ ACTION_LABELS = {
     "appeal_upheld": "申诉成立",
     "appeal_denied": "申诉驳回",
 }
+CATEGORY_LABELS = {
+    "insult": "辱骂",
+    "harassment": "骚扰",
+    "threat": "威胁",
+    "hate": "仇恨歧视",
+    "sexual": "色情低俗",
+    "doxxing": "泄露他人信息",
+    "self_pii": "本人隐私",
+    "spam_ad": "广告推销",
+    "fraud": "诈骗",
+    "incitement": "煽动",
+    "prompt_injection": "提示注入",
+}
+SOURCE_LABELS = {
+    "message": "居民消息",
+    "reply": "助手回复",
+    "thread": "议题留言",
+    "group": "群聊",
+    "summary": "讨论总结",
+}
 PAGE_SIZE = 50
+templates.env.globals.update(category_labels=CATEGORY_LABELS, source_labels=SOURCE_LABELS)
 
 Decision = Literal["approve", "reject", "edit", "escalate"]
 
@@ -155,7 +177,13 @@ def appeals(
     return render(
         request,
         "console/moderation_appeals.html",
-        {"appeals": rows, "items": items, "status": status, "statuses": APPEAL_STATUSES},
+        {
+            "appeals": rows,
+            "items": items,
+            "status": status,
+            "statuses": APPEAL_STATUSES,
+            "queue_statuses": QUEUE_STATUSES,
+        },
     )
 
 

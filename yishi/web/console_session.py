@@ -11,7 +11,7 @@ import base64
 import hmac
 import json
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -62,7 +62,7 @@ class CsrfRejected(Exception):
 class ConsoleRoute(APIRoute):
     """Route class that turns console exceptions into redirects and HTML error pages."""
 
-    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def console_handler(request: Request) -> Response:

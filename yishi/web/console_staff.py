@@ -200,6 +200,67 @@ def thread_list(request: Request, session: SessionDep, actor: StaffUser) -> HTML
     )
 
 
+@router.post(f"{CONSOLE_PATH}/threads", dependencies=[CsrfChecked])
+def thread_create(
+    request: Request,
+    session: SessionDep,
+    actor: StaffUser,
+    title: Annotated[str, Form(max_length=200)] = "",
+    question: Annotated[str, Form(max_length=2000)] = "",
+    statements: Annotated[str, Form(max_length=20000)] = "",
+) -> RedirectResponse:
+    """Open a thread with a question and seed statements (one per line)."""
+    seeds = [line.strip() for line in statements.splitlines() if line.strip()][:100]
+    try:
+        thread = threads.create_thread(
+            session=session, actor=actor, title=title, question=question, statements=seeds
+        )
+    except YishiError as exc:
+        session.rollback()
+        return redirect(request, f"{CONSOLE_PATH}/threads", error=exc)
+    return redirect(request, f"{CONSOLE_PATH}/threads/{thread.id}", ok="议题已发起")
+
+
+@router.post(f"{CONSOLE_PATH}/threads/summarise", dependencies=[CsrfChecked])
+def topic_summarise(
+    request: Request,
+    session: SessionDep,
+    actor: StaffUser,
+    topic: Annotated[str, Form(max_length=200)] = "",
+) -> RedirectResponse:
+    """Ask in plain words ("总结一下停车收费的讨论"); the best-matching thread is summarised."""
+    try:
+        if not topic.strip():
+            raise Invalid("请写下要总结的话题", hint="例如：总结一下停车收费的讨论")
+        thread = threads.find_thread_by_topic(session=session, topic=topic.strip())
+    except YishiError as exc:
+        session.rollback()
+        return redirect(request, f"{CONSOLE_PATH}/threads", error=exc)
+    assert thread.id is not None
+    return _summarise(request, session, actor, thread.id)
+
+
+def _summarise(request: Request, session: Any, actor: Any, thread_id: int) -> RedirectResponse:
+    settings = request.app.state.settings
+    llm = None
+    if settings.llm_enabled:
+        from yishi.core.llm import build_chat_model
+
+        llm = build_chat_model(settings)
+    try:
+        summary = summaries.summarise_thread(
+            session=session, actor=actor, thread_id=thread_id, llm=llm
+        )
+    except YishiError as exc:
+        session.rollback()
+        return redirect(request, f"{CONSOLE_PATH}/threads/{thread_id}", error=exc)
+    return redirect(
+        request,
+        f"{CONSOLE_PATH}/threads/{thread_id}/summary?id={summary.summary_id or ''}",
+        ok="已生成讨论总结",
+    )
+
+
 def _latest_summary(session: Any, thread_id: int) -> SummaryRecord | None:
     return session.exec(
         select(SummaryRecord).where(SummaryRecord.thread_id == thread_id)
@@ -235,24 +296,7 @@ def thread_summarise(
     request: Request, session: SessionDep, actor: StaffUser, thread_id: int
 ) -> RedirectResponse:
     """Ask Yishi for a cited consensus summary of the thread (kept for proposals)."""
-    settings = request.app.state.settings
-    llm = None
-    if settings.llm_enabled:
-        from yishi.core.llm import build_chat_model
-
-        llm = build_chat_model(settings)
-    try:
-        summary = summaries.summarise_thread(
-            session=session, actor=actor, thread_id=thread_id, llm=llm
-        )
-    except YishiError as exc:
-        session.rollback()
-        return redirect(request, f"{CONSOLE_PATH}/threads/{thread_id}", error=exc)
-    return redirect(
-        request,
-        f"{CONSOLE_PATH}/threads/{thread_id}/summary?id={summary.summary_id or ''}",
-        ok="已生成讨论总结",
-    )
+    return _summarise(request, session, actor, thread_id)
 
 
 @router.get(f"{CONSOLE_PATH}/threads/{{thread_id}}/summary", response_class=HTMLResponse)

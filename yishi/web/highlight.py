@@ -44,17 +44,23 @@ def normalised_spans(text: str, spans: Iterable[Mapping[str, Any]]) -> list[tupl
     return merged
 
 
-def highlight_spans(text: str | None, spans: Iterable[Mapping[str, Any]] | None) -> Markup:
+def highlight_spans(
+    text: str | None,
+    spans: Iterable[Mapping[str, Any]] | None,
+    labels: Mapping[str, str] | None = None,
+) -> Markup:
     """`text` as HTML with each span wrapped in <mark>; the text itself is always escaped."""
     text = text or ""
+    labels = labels or {}
     out: list[str] = []
     pos = 0
     for start, end, categories in normalised_spans(text, spans or ()):
         out.append(str(escape(text[pos:start])))
-        first = categories.split("、")[0].lower()
-        css = _CLASS_SAFE.sub("", first) or "other"
+        names = categories.split("、")
+        css = _CLASS_SAFE.sub("", names[0].lower()) or "other"
+        title = "、".join(labels.get(name, name) for name in names)
         out.append(
-            f'<mark class="hl hl-{css}" title="{escape(categories)}">'
+            f'<mark class="hl hl-{css}" title="{escape(title)}">'
             f"{escape(text[start:end])}</mark>"
         )
         pos = end

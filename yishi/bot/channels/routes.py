@@ -6,14 +6,15 @@ message to the pipeline (stored before we answer), then answer `success` or a pa
 
 from __future__ import annotations
 
-import inspect
+import asyncio
 import logging
 import threading
 from dataclasses import dataclass
 
+import anyio.to_thread
+from anyio import CapacityLimiter
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, Response
-from starlette.concurrency import run_in_threadpool
 
 from yishi.bot.channels.crypto import BodyTooLarge, ChannelRejected
 from yishi.bot.channels.wechat_mp import OfficialAccount, Opened
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 router = APIRouter(tags=["wechat"])
 
 PASSIVE_WAIT_S = 4.5  # WeChat gives up after 5 s and retries; answer before that
+STORE_THREADS = 16  # concurrent stores on a server database (within the engine's pool)
 
 
 @dataclass(frozen=True)
@@ -35,8 +37,11 @@ class Channels:
     """The channel objects (with their ciphers) built once for one Settings object."""
 
     settings: Settings
+    loop: asyncio.AbstractEventLoop
     mp: OfficialAccount | None
     wecom: WeComApp | None
+    # SQLite takes one writer at a time: queueing here beats threads sleeping on its busy lock.
+    store_limiter: CapacityLimiter
 
 
 _cache: Channels | None = None
@@ -44,16 +49,20 @@ _cache_lock = threading.Lock()
 
 
 def channels_for(settings: Settings) -> Channels:
-    """The channels for `settings`, rebuilt only when the Settings object changes."""
+    """The channels for `settings`, rebuilt only when the Settings object (or loop) changes."""
     global _cache
     cached = _cache
-    if cached is not None and cached.settings is settings:
+    loop = asyncio.get_running_loop()
+    if cached is not None and cached.settings is settings and cached.loop is loop:
         return cached
     with _cache_lock:
+        sqlite = settings.resolved_database_url.startswith("sqlite")
         built = Channels(
             settings=settings,
+            loop=loop,
             mp=OfficialAccount.from_settings(settings),
             wecom=WeComApp.from_settings(settings),
+            store_limiter=CapacityLimiter(1 if sqlite else STORE_THREADS),
         )
         _cache = built
         return built
@@ -107,21 +116,20 @@ def _accept_sync(settings: Settings, msg: IncomingMessage) -> Accepted:
 async def _passive_reply(accepted: Accepted, msg: IncomingMessage) -> str | None:
     from yishi.bot import pipeline
 
-    func = pipeline.passive_reply
-    kwargs = {"inbound_id": accepted.inbound_id, "sender": msg.sender, "wait_s": PASSIVE_WAIT_S}
-    if inspect.iscoroutinefunction(func):
-        return await func(**kwargs)
-    return await run_in_threadpool(func, **kwargs)
+    return await pipeline.passive_reply(
+        inbound_id=accepted.inbound_id, sender=msg.sender, wait_s=PASSIVE_WAIT_S
+    )
 
 
 async def _receive(
     request: Request,
     channel: OfficialAccount | WeComApp,
-    settings: Settings,
+    channels: Channels,
     *,
     passive: bool,
     empty_ack: str,
 ) -> Response:
+    settings = channels.settings
     try:
         body = await read_body_limited(request, settings.max_body_bytes)
         opened: Opened = channel.open(
@@ -129,7 +137,9 @@ async def _receive(
         )
     except ChannelRejected as exc:
         return _rejected(exc, channel.channel)
-    accepted = await run_in_threadpool(_accept_sync, settings, opened.msg)
+    accepted = await anyio.to_thread.run_sync(
+        _accept_sync, settings, opened.msg, limiter=channels.store_limiter
+    )
     if not passive:
         return _text(empty_ack)
     reply = await _passive_reply(accepted, opened.msg)
@@ -169,11 +179,12 @@ async def wechat_mp_verify(
 @router.post("/wechat/mp", response_class=PlainTextResponse)
 async def wechat_mp_receive(request: Request) -> Response:
     """Official Account messages and events (plaintext, compatible or safe mode)."""
-    settings = _settings(request)
-    mp = channels_for(settings).mp
-    if mp is None:
+    channels = channels_for(_settings(request))
+    if channels.mp is None:
         return _not_configured("wechat_mp")
-    return await _receive(request, mp, settings, passive=mp.passive, empty_ack="success")
+    return await _receive(
+        request, channels.mp, channels, passive=channels.mp.passive, empty_ack="success"
+    )
 
 
 @router.get("/wechat/work", response_class=PlainTextResponse)
@@ -205,8 +216,7 @@ async def wechat_work_verify(
 @router.post("/wechat/work", response_class=PlainTextResponse)
 async def wechat_work_receive(request: Request) -> Response:
     """WeCom app messages and events (always encrypted); replies go out through the app API."""
-    settings = _settings(request)
-    wecom = channels_for(settings).wecom
-    if wecom is None:
+    channels = channels_for(_settings(request))
+    if channels.wecom is None:
         return _not_configured("wecom")
-    return await _receive(request, wecom, settings, passive=False, empty_ack="")
+    return await _receive(request, channels.wecom, channels, passive=False, empty_ack="")

@@ -1,0 +1,166 @@
+"""Review queue, strikes and mutes, appeals and the append-only audit log on real SQLite."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from sqlmodel import Session, select
+
+from yishi.core import clock
+from yishi.core.auth import Actor
+from yishi.core.errors import Conflict, Forbidden, Invalid
+from yishi.core.models import Role
+from yishi.moderation import service
+from yishi.moderation.models import AppendOnlyViolation, ModerationDecision, ReviewItem, Strike
+
+BLOCKED = "你就是个傻逼"
+BORDER = "你有毛病吧，半夜还在装修"
+
+
+@pytest.fixture()
+def frozen_clock() -> Iterator[list[float]]:
+    now = [1_800_000_000.0]
+    clock.set_clock(lambda: now[0])
+    yield now
+    clock.set_clock(None)
+
+
+def _hold(session: Session, text: str, sender: str = "wechat_mp:oRES1") -> ReviewItem:
+    v = service.screen(text)
+    return service.hold(session=session, text=text, verdict=v, sender_id=sender, source="message",
+                        source_ref="inbound:1")
+
+
+def test_hold_keeps_the_message_with_reasons_and_spans(session: Session) -> None:
+    item = _hold(session, BLOCKED)
+    assert item.id is not None and item.status == "pending"
+    assert item.text == BLOCKED
+    assert item.action == "block" and "insult" in item.categories
+    assert item.spans and item.spans[0]["text"] == "傻逼"
+    assert item.reasons
+    queue = service.get_queue(session=session)
+    assert [i.id for i in queue] == [item.id]
+    audit = service.get_audit(session=session, item_id=item.id)
+    assert {a.action for a in audit} == {"screen_block", "strike"}
+    assert all(a.actor_id == "system" for a in audit)
+
+
+def test_review_hold_records_no_strike(session: Session) -> None:
+    item = _hold(session, BORDER)
+    assert item.action == "review"
+    assert service.get_strikes(session=session, sender_id=item.sender_id) == []
+
+
+def test_approve_releases_the_redacted_text(session: Session, moderator: Actor) -> None:
+    released: list[str] = []
+    service.register_release_handler("message", lambda s, i: released.append(i.final_text or ""))
+    text = "修空调的张师傅电话13912345678，手艺不错"
+    item = _hold(session, text)
+    done = service.approve(session=session, actor=moderator, item_id=item.id, reason="正常推荐")
+    assert done.status == "approved" and done.decided_by == "web:mod1"
+    assert released == ["修空调的张师傅电话139****5678，手艺不错"]
+    with pytest.raises(Conflict):
+        service.reject(session=session, actor=moderator, item_id=item.id)
+    service.register_release_handler("message", lambda s, i: None)
+
+
+def test_reject_strikes_and_edit_approve_rescreens(session: Session, moderator: Actor) -> None:
+    a = _hold(session, BORDER)
+    service.reject(session=session, actor=moderator, item_id=a.id, reason="不文明")
+    assert len(service.get_strikes(session=session, sender_id=a.sender_id)) == 1
+    b = _hold(session, BORDER)
+    with pytest.raises(Invalid):
+        service.edit_and_approve(session=session, actor=moderator, item_id=b.id, text=BLOCKED)
+    edited = service.edit_and_approve(
+        session=session, actor=moderator, item_id=b.id, text="半夜还在装修，请注意时间", reason="去掉人身攻击"
+    )
+    assert edited.status == "approved" and edited.final_text == "半夜还在装修，请注意时间"
+
+
+def test_escalate_needs_a_reason_and_only_moderators_decide(
+    session: Session, moderator: Actor, resident: Actor
+) -> None:
+    item = _hold(session, BORDER)
+    with pytest.raises(Invalid):
+        service.escalate(session=session, actor=moderator, item_id=item.id, reason=" ")
+    with pytest.raises(Forbidden):
+        service.approve(session=session, actor=resident, item_id=item.id)
+    up = service.escalate(session=session, actor=moderator, item_id=item.id, reason="涉及法律问题")
+    assert up.status == "escalated"
+    senior = Actor(user_id="web:admin", role=Role.admin)
+    assert service.approve(session=session, actor=senior, item_id=item.id).status == "approved"
+    actions = [a.action for a in service.get_audit(session=session, item_id=item.id)]
+    assert actions[:2] == ["approve", "escalate"]
+
+
+def test_repeated_blocks_mute_the_sender_for_a_while(
+    session: Session, frozen_clock: list[float]
+) -> None:
+    sender = "wechat_mp:oBAD"
+    for _ in range(service.STRIKES_FOR_MUTE - 1):
+        _hold(session, BLOCKED, sender)
+    assert not service.is_muted(session=session, sender_id=sender)
+    _hold(session, BLOCKED, sender)
+    assert service.is_muted(session=session, sender_id=sender)
+    assert not service.is_muted(session=session, sender_id="wechat_mp:oOTHER")
+    frozen_clock[0] += service.MUTE_BASE.total_seconds() + 60
+    assert not service.is_muted(session=session, sender_id=sender)
+    # The next block inside the strike window mutes again, for twice as long.
+    _hold(session, BLOCKED, sender)
+    mutes = service.get_mutes(session=session)
+    assert len(mutes) == 1
+    assert (mutes[0].until - mutes[0].created_at) == 2 * service.MUTE_BASE
+
+
+def test_manual_mute_and_unmute(session: Session, moderator: Actor) -> None:
+    service.mute(session=session, actor=moderator, sender_id="wecom:u9", hours=2, reason="刷屏")
+    assert service.is_muted(session=session, sender_id="wecom:u9")
+    assert service.unmute(session=session, actor=moderator, sender_id="wecom:u9") == 1
+    assert not service.is_muted(session=session, sender_id="wecom:u9")
+
+
+def test_one_appeal_per_decision_within_20_days(
+    session: Session, moderator: Actor, frozen_clock: list[float]
+) -> None:
+    sender = Actor(user_id="wechat_mp:oAPP", role=Role.resident)
+    item = _hold(session, BLOCKED, sender.user_id)
+    other = Actor(user_id="wechat_mp:oSOMEONE", role=Role.resident)
+    with pytest.raises(Forbidden):
+        service.appeal(session=session, actor=other, item_id=item.id, reason="不是我")
+    a = service.appeal(session=session, actor=sender, item_id=item.id, reason="我在引用别人的话")
+    with pytest.raises(Conflict):
+        service.appeal(session=session, actor=sender, item_id=item.id, reason="再申诉一次")
+    resolved = service.resolve_appeal(
+        session=session, actor=moderator, appeal_id=a.id, upheld=True, reason="确系引用"
+    )
+    assert resolved.status == "upheld"
+    assert service.get(session=session, item_id=item.id).status == "approved"
+    strikes = service.get_strikes(session=session, sender_id=sender.user_id)
+    assert strikes and all(s.voided for s in strikes)
+
+    late = _hold(session, BLOCKED, sender.user_id)
+    frozen_clock[0] += 21 * 86400
+    with pytest.raises(Invalid):
+        service.appeal(session=session, actor=sender, item_id=late.id, reason="太晚了")
+
+
+def test_audit_log_is_append_only(session: Session, moderator: Actor) -> None:
+    item = _hold(session, BORDER)
+    service.approve(session=session, actor=moderator, item_id=item.id, reason="可以")
+    entry = session.exec(select(ModerationDecision)).first()
+    assert entry is not None
+    entry.reason = "改写历史"
+    session.add(entry)
+    with pytest.raises(AppendOnlyViolation):
+        session.commit()
+    session.rollback()
+    entry = session.exec(select(ModerationDecision)).first()
+    assert entry is not None
+    session.delete(entry)
+    with pytest.raises(AppendOnlyViolation):
+        session.commit()
+    session.rollback()
+    who = {(a.actor_id, a.action) for a in service.get_audit(session=session)}
+    assert ("web:mod1", "approve") in who and ("system", "screen_review") in who
+    assert session.exec(select(Strike)).all() == []
