@@ -31,6 +31,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
+from fastapi import FastAPI, Request
+from fastapi.responses import PlainTextResponse
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -54,9 +56,6 @@ def make_app():  # type: ignore[no-untyped-def]
 
 def make_floor_app():  # type: ignore[no-untyped-def]
     """uvicorn factory: reads the body and answers `success` (the HTTP + client floor)."""
-    from fastapi import FastAPI, Request
-    from fastapi.responses import PlainTextResponse
-
     app = FastAPI()
 
     @app.get("/healthz")
@@ -152,6 +151,7 @@ async def drive(
     """Send every request with `concurrency` senders; (latencies, errors, elapsed seconds)."""
     latencies: list[float] = []
     errors = 0
+    kinds: dict[str, int] = {}
     next_index = 0
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(limits=limits, timeout=30) as client:
@@ -167,14 +167,19 @@ async def drive(
                 try:
                     r = await client.post(f"{url}?{query}", content=body,
                                           headers={"Content-Type": "text/xml"})
-                    ok = r.status_code == 200 and r.text == "success"
-                except httpx.HTTPError:
-                    ok = False
+                    kind = "ok" if r.status_code == 200 and r.text == "success" else (
+                        f"HTTP {r.status_code}")
+                except httpx.HTTPError as exc:
+                    kind = type(exc).__name__
                 latencies.append(time.perf_counter() - t0)
-                errors += 0 if ok else 1
+                if kind != "ok":
+                    errors += 1
+                    kinds[kind] = kinds.get(kind, 0) + 1
 
         await asyncio.gather(*(sender() for _ in range(concurrency)))
         elapsed = time.perf_counter() - start
+    if kinds:
+        print(f"# errors: {kinds}", flush=True)
     return latencies, errors, elapsed
 
 

@@ -11,7 +11,7 @@ import pytest
 from sqlmodel import Session, select
 
 import yishi.bot.memory_models  # noqa: F401  (tables for create_all)
-from tests.bot.test_offline_scenarios import RESIDENT, STAFF, install_fake_knowledge, make_world
+from tests.bot.scenarios.support import RESIDENT, STAFF, install_fake_knowledge, make_world
 from yishi.bot import memory as memory_service
 from yishi.bot.engine import EngineReply, build_engine
 from yishi.bot.intents import classify, extract_location, parse_summarise, parse_vote
@@ -48,7 +48,7 @@ def knowledge(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
 
 
 @pytest.fixture
-def bot(yishi_env: Settings) -> OfflineEngine:
+def bot(yishi_env: Settings, knowledge: ModuleType) -> OfflineEngine:
     return OfflineEngine(yishi_env)
 
 
@@ -173,7 +173,7 @@ def test_clear_forgets_turns_summary_and_pending(bot: OfflineEngine, session: Se
 
 
 def test_memory_keeps_recent_turns_and_folds_older_ones_into_summary(
-    yishi_env: Settings, session: Session
+    yishi_env: Settings, session: Session, knowledge: ModuleType
 ) -> None:
     settings = yishi_env.model_copy(update={"memory_turns": 2})
     bot = OfflineEngine(settings)
@@ -184,7 +184,9 @@ def test_memory_keeps_recent_turns_and_folds_older_ones_into_summary(
     assert "你好" in mem.summary and "物业费怎么交" in mem.summary
 
 
-def test_memory_retention_drops_old_turns(yishi_env: Settings, session: Session) -> None:
+def test_memory_retention_drops_old_turns(
+    yishi_env: Settings, session: Session, knowledge: ModuleType
+) -> None:
     settings = yishi_env.model_copy(update={"memory_retention_days": 30})
     bot = OfflineEngine(settings)
     now = 1_900_000_000.0

@@ -371,3 +371,24 @@ def test_real_app_stores_a_safe_mode_message(
         q = signer.plain_query(now()) | {"echostr": "42"}
         assert c.get("/wechat/mp", params=q).text == "42"
     assert [(m.user_id, m.content) for m in stored(settings)] == [("wechat_mp:oUser1", "电梯坏了")]
+
+
+def test_ciphers_are_built_once_not_per_request(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from yishi.bot.channels import crypto as crypto_module
+
+    built = 0
+    original = crypto_module.MessageCrypto.__init__
+
+    def counting_init(self: crypto_module.MessageCrypto, **kwargs: object) -> None:
+        nonlocal built
+        built += 1
+        original(self, **kwargs)  # type: ignore[arg-type]
+
+    requests = [signer.encrypted(text_xml(msg_id=f"60{i}"), now()) for i in range(3)]
+    routes._cache = None
+    monkeypatch.setattr(crypto_module.MessageCrypto, "__init__", counting_init)
+    for query, body in requests:
+        assert client.post("/wechat/mp", params=query, content=body).status_code == 200
+    assert built == 1

@@ -144,3 +144,13 @@ def test_body_over_limit_is_413(client: TestClient) -> None:
     query, _ = signer.encrypted(text_xml(), int(time.time()), mp=False)
     r = client.post("/wechat/work", params=query, content=b"<xml>" + b"a" * 70000 + b"</xml>")
     assert r.status_code == 413
+
+
+def test_unencoded_plus_in_echostr_still_verifies(client: TestClient) -> None:
+    set_clock(lambda: 1411443780.0)
+    url = (
+        f"/wechat/work?msg_signature={CHECK_SIGNATURE}&timestamp={CHECK_TIMESTAMP}"
+        f"&nonce=437374425&echostr={CHECK_ECHOSTR}"  # raw "+" decodes to " "
+    )
+    r = client.get(url)
+    assert r.status_code == 200 and r.text == "5927782489442352469"

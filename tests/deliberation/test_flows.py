@@ -58,3 +58,23 @@ def test_overdue_sweep_flags_once_and_tells_staff(session: Session, clock: Clock
     assert f"编号 {issue.id}" in sent[0].text
     assert flows.flag_overdue_and_notify(session=session) == []
     assert len(_outbox(session)) == 1
+
+
+def test_proposal_news_reaches_the_discussion(session: Session, clock: Clock) -> None:
+    from yishi.deliberation import proposals, threads
+
+    t = threads.create_thread(session=session, actor=staff(), title="健身区改造",
+                              question="健身区要不要改造？", statements=["应当改造"])
+    sid = pk(threads.get_statements(session=session, thread_id=pk(t))[0])
+    threads.vote(session=session, actor=resident(1), statement_id=sid, value="agree")
+    threads.post_to_thread(session=session, actor=resident(2), thread_id=pk(t), text="支持改造")
+    p = proposals.draft_from_summary(session=session, actor=staff(), thread_id=pk(t))
+    assert _outbox(session) == []  # a draft is not news yet
+    flows.change_proposal_status(session=session, actor=staff(), proposal_id=pk(p),
+                                 to_status="voting")
+    sent = _outbox(session)
+    assert sorted(m.user_id for m in sent) == [resident(1).user_id, resident(2).user_id]
+    assert all("开始表决" in m.text for m in sent)
+    proposals.cast_ballot(session=session, actor=resident(1), proposal_id=pk(p), choice="agree")
+    flows.close_proposal_voting(session=session, actor=staff(), proposal_id=pk(p))
+    assert all("通过" in m.text for m in _outbox(session)[2:]) and len(_outbox(session)) == 4

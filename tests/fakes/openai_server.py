@@ -79,6 +79,12 @@ class FakeOpenAIServer:
         with self._lock:
             self._queue.extend(replies)
 
+    def reset(self) -> None:
+        """Forget scripted replies not yet played and the request history."""
+        with self._lock:
+            self._queue.clear()
+            self.history.clear()
+
     @property
     def pending(self) -> int:
         """Scripted replies not yet played."""

@@ -75,8 +75,17 @@ def test_eval_reports_per_action_and_category(tmp_path: Path) -> None:
     missing = tmp_path / "missing"
     result = runner.invoke(
         _app(),
-        ["eval", "moderation", "--dev", str(dev), "--cold", str(missing), "--harm", str(missing),
-         "--json"],
+        [
+            "eval",
+            "moderation",
+            "--dev",
+            str(dev),
+            "--cold",
+            str(missing),
+            "--harm",
+            str(missing),
+            "--json",
+        ],
     )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)["moderation_dev"]

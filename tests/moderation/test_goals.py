@@ -17,6 +17,7 @@ def test_moderation_dev_goals(shared_dir: Path) -> None:
 
 
 def test_cold_test_macro_f1_of_the_shipped_classifier(shared_dir: Path) -> None:
-    report = evaluate.eval_cold(shared_dir / "eval" / "moderation" / "cold" / "test.csv",
-                                service.screen, pipeline=False)
+    report = evaluate.eval_cold(
+        shared_dir / "eval" / "moderation" / "cold" / "test.csv", service.screen, pipeline=False
+    )
     assert report["classifier"]["macro_f1"] >= 0.80

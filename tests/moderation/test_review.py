@@ -12,7 +12,13 @@ from yishi.core.auth import Actor
 from yishi.core.errors import Conflict, Forbidden, Invalid
 from yishi.core.models import Role
 from yishi.moderation import service
-from yishi.moderation.models import AppendOnlyViolation, ModerationDecision, ReviewItem, Strike
+from yishi.moderation.models import (
+    Appeal,
+    AppendOnlyViolation,
+    ModerationDecision,
+    ReviewItem,
+    Strike,
+)
 
 BLOCKED = "你就是个傻逼"
 BORDER = "你有毛病吧，半夜还在装修"
@@ -26,10 +32,21 @@ def frozen_clock() -> Iterator[list[float]]:
     clock.set_clock(None)
 
 
+def _id(row: ReviewItem | Appeal) -> int:
+    assert row.id is not None
+    return row.id
+
+
 def _hold(session: Session, text: str, sender: str = "wechat_mp:oRES1") -> ReviewItem:
     v = service.screen(text)
-    return service.hold(session=session, text=text, verdict=v, sender_id=sender, source="message",
-                        source_ref="inbound:1")
+    return service.hold(
+        session=session,
+        text=text,
+        verdict=v,
+        sender_id=sender,
+        source="message",
+        source_ref="inbound:1",
+    )
 
 
 def test_hold_keeps_the_message_with_reasons_and_spans(session: Session) -> None:
@@ -41,7 +58,7 @@ def test_hold_keeps_the_message_with_reasons_and_spans(session: Session) -> None
     assert item.reasons
     queue = service.get_queue(session=session)
     assert [i.id for i in queue] == [item.id]
-    audit = service.get_audit(session=session, item_id=item.id)
+    audit = service.get_audit(session=session, item_id=_id(item))
     assert {a.action for a in audit} == {"screen_block", "strike"}
     assert all(a.actor_id == "system" for a in audit)
 
@@ -57,23 +74,27 @@ def test_approve_releases_the_redacted_text(session: Session, moderator: Actor) 
     service.register_release_handler("message", lambda s, i: released.append(i.final_text or ""))
     text = "修空调的张师傅电话13912345678，手艺不错"
     item = _hold(session, text)
-    done = service.approve(session=session, actor=moderator, item_id=item.id, reason="正常推荐")
+    done = service.approve(session=session, actor=moderator, item_id=_id(item), reason="正常推荐")
     assert done.status == "approved" and done.decided_by == "web:mod1"
     assert released == ["修空调的张师傅电话139****5678，手艺不错"]
     with pytest.raises(Conflict):
-        service.reject(session=session, actor=moderator, item_id=item.id)
+        service.reject(session=session, actor=moderator, item_id=_id(item))
     service.register_release_handler("message", lambda s, i: None)
 
 
 def test_reject_strikes_and_edit_approve_rescreens(session: Session, moderator: Actor) -> None:
     a = _hold(session, BORDER)
-    service.reject(session=session, actor=moderator, item_id=a.id, reason="不文明")
+    service.reject(session=session, actor=moderator, item_id=_id(a), reason="不文明")
     assert len(service.get_strikes(session=session, sender_id=a.sender_id)) == 1
     b = _hold(session, BORDER)
     with pytest.raises(Invalid):
-        service.edit_and_approve(session=session, actor=moderator, item_id=b.id, text=BLOCKED)
+        service.edit_and_approve(session=session, actor=moderator, item_id=_id(b), text=BLOCKED)
     edited = service.edit_and_approve(
-        session=session, actor=moderator, item_id=b.id, text="半夜还在装修，请注意时间", reason="去掉人身攻击"
+        session=session,
+        actor=moderator,
+        item_id=_id(b),
+        text="半夜还在装修，请注意时间",
+        reason="去掉人身攻击",
     )
     assert edited.status == "approved" and edited.final_text == "半夜还在装修，请注意时间"
 
@@ -83,14 +104,16 @@ def test_escalate_needs_a_reason_and_only_moderators_decide(
 ) -> None:
     item = _hold(session, BORDER)
     with pytest.raises(Invalid):
-        service.escalate(session=session, actor=moderator, item_id=item.id, reason=" ")
+        service.escalate(session=session, actor=moderator, item_id=_id(item), reason=" ")
     with pytest.raises(Forbidden):
-        service.approve(session=session, actor=resident, item_id=item.id)
-    up = service.escalate(session=session, actor=moderator, item_id=item.id, reason="涉及法律问题")
+        service.approve(session=session, actor=resident, item_id=_id(item))
+    up = service.escalate(
+        session=session, actor=moderator, item_id=_id(item), reason="涉及法律问题"
+    )
     assert up.status == "escalated"
     senior = Actor(user_id="web:admin", role=Role.admin)
-    assert service.approve(session=session, actor=senior, item_id=item.id).status == "approved"
-    actions = [a.action for a in service.get_audit(session=session, item_id=item.id)]
+    assert service.approve(session=session, actor=senior, item_id=_id(item)).status == "approved"
+    actions = [a.action for a in service.get_audit(session=session, item_id=_id(item))]
     assert actions[:2] == ["approve", "escalate"]
 
 
@@ -127,27 +150,27 @@ def test_one_appeal_per_decision_within_20_days(
     item = _hold(session, BLOCKED, sender.user_id)
     other = Actor(user_id="wechat_mp:oSOMEONE", role=Role.resident)
     with pytest.raises(Forbidden):
-        service.appeal(session=session, actor=other, item_id=item.id, reason="不是我")
-    a = service.appeal(session=session, actor=sender, item_id=item.id, reason="我在引用别人的话")
+        service.appeal(session=session, actor=other, item_id=_id(item), reason="不是我")
+    a = service.appeal(session=session, actor=sender, item_id=_id(item), reason="我在引用别人的话")
     with pytest.raises(Conflict):
-        service.appeal(session=session, actor=sender, item_id=item.id, reason="再申诉一次")
+        service.appeal(session=session, actor=sender, item_id=_id(item), reason="再申诉一次")
     resolved = service.resolve_appeal(
-        session=session, actor=moderator, appeal_id=a.id, upheld=True, reason="确系引用"
+        session=session, actor=moderator, appeal_id=_id(a), upheld=True, reason="确系引用"
     )
     assert resolved.status == "upheld"
-    assert service.get(session=session, item_id=item.id).status == "approved"
+    assert service.get(session=session, item_id=_id(item)).status == "approved"
     strikes = service.get_strikes(session=session, sender_id=sender.user_id)
     assert strikes and all(s.voided for s in strikes)
 
     late = _hold(session, BLOCKED, sender.user_id)
     frozen_clock[0] += 21 * 86400
     with pytest.raises(Invalid):
-        service.appeal(session=session, actor=sender, item_id=late.id, reason="太晚了")
+        service.appeal(session=session, actor=sender, item_id=_id(late), reason="太晚了")
 
 
 def test_audit_log_is_append_only(session: Session, moderator: Actor) -> None:
     item = _hold(session, BORDER)
-    service.approve(session=session, actor=moderator, item_id=item.id, reason="可以")
+    service.approve(session=session, actor=moderator, item_id=_id(item), reason="可以")
     entry = session.exec(select(ModerationDecision)).first()
     assert entry is not None
     entry.reason = "改写历史"

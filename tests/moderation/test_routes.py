@@ -63,23 +63,37 @@ def test_queue_decisions_and_audit(client: tuple[TestClient, dict[str, str], Ses
     c, tokens, s = client
     mod = _h(tokens["mod"])
     items = []
-    for text in ("你就是个傻逼", "你有毛病吧，半夜还在装修", "你有毛病吧，楼道又堆满了", "你有毛病吧"):
+    for text in (
+        "你就是个傻逼",
+        "你有毛病吧，半夜还在装修",
+        "你有毛病吧，楼道又堆满了",
+        "你有毛病吧",
+    ):
         v = service.screen(text)
-        items.append(service.hold(session=s, text=text, verdict=v, sender_id="wechat_mp:oRES1",
-                                  source="message"))
+        items.append(
+            service.hold(
+                session=s, text=text, verdict=v, sender_id="wechat_mp:oRES1", source="message"
+            )
+        )
     queue = c.get("/api/moderation/queue", headers=mod).json()
     assert [q["id"] for q in queue] == [i.id for i in items]
     assert queue[0]["spans"][0]["text"] == "傻逼"
 
     r = c.post(f"/api/moderation/items/{items[1].id}/approve", json={"reason": "抱怨"}, headers=mod)
     assert r.status_code == 200 and r.json()["status"] == "approved"
-    r = c.post(f"/api/moderation/items/{items[2].id}/edit",
-               json={"text": "楼道又堆满了，请清理", "reason": "去掉攻击"}, headers=mod)
+    r = c.post(
+        f"/api/moderation/items/{items[2].id}/edit",
+        json={"text": "楼道又堆满了，请清理", "reason": "去掉攻击"},
+        headers=mod,
+    )
     assert r.json()["final_text"] == "楼道又堆满了，请清理"
     r = c.post(f"/api/moderation/items/{items[3].id}/escalate", json={"reason": ""}, headers=mod)
     assert r.status_code == 422
-    r = c.post(f"/api/moderation/items/{items[3].id}/escalate", json={"reason": "需要居委会看"},
-               headers=mod)
+    r = c.post(
+        f"/api/moderation/items/{items[3].id}/escalate",
+        json={"reason": "需要居委会看"},
+        headers=mod,
+    )
     assert r.json()["status"] == "escalated"
     r = c.post(f"/api/moderation/items/{items[0].id}/reject", json={"reason": "辱骂"}, headers=mod)
     assert r.json()["status"] == "rejected"
@@ -98,29 +112,44 @@ def test_appeal_by_the_sender_and_resolution(
 ) -> None:
     c, tokens, s = client
     v = service.screen("你就是个傻逼")
-    item = service.hold(session=s, text="你就是个傻逼", verdict=v, sender_id="wechat_mp:oRES1",
-                        source="message")
-    r = c.post(f"/api/moderation/items/{item.id}/appeal", json={"reason": "我在转述"},
-               headers=_h(tokens["res"]))
+    item = service.hold(
+        session=s, text="你就是个傻逼", verdict=v, sender_id="wechat_mp:oRES1", source="message"
+    )
+    r = c.post(
+        f"/api/moderation/items/{item.id}/appeal",
+        json={"reason": "我在转述"},
+        headers=_h(tokens["res"]),
+    )
     assert r.status_code == 200
-    again = c.post(f"/api/moderation/items/{item.id}/appeal", json={"reason": "再来"},
-                   headers=_h(tokens["res"]))
+    again = c.post(
+        f"/api/moderation/items/{item.id}/appeal",
+        json={"reason": "再来"},
+        headers=_h(tokens["res"]),
+    )
     assert again.status_code == 409
     open_appeals = c.get("/api/moderation/appeals", headers=_h(tokens["mod"])).json()
     assert [a["review_item_id"] for a in open_appeals] == [item.id]
-    r = c.post(f"/api/moderation/appeals/{open_appeals[0]['id']}/resolve",
-               json={"upheld": False, "reason": "维持"}, headers=_h(tokens["mod"]))
+    r = c.post(
+        f"/api/moderation/appeals/{open_appeals[0]['id']}/resolve",
+        json={"upheld": False, "reason": "维持"},
+        headers=_h(tokens["mod"]),
+    )
     assert r.json()["status"] == "denied"
 
 
 def test_mutes_and_screen_endpoint(client: tuple[TestClient, dict[str, str], Session]) -> None:
     c, tokens, s = client
     mod = _h(tokens["mod"])
-    r = c.post("/api/moderation/mutes", json={"sender_id": "wecom:u1", "hours": 3, "reason": "刷屏"},
-               headers=mod)
+    r = c.post(
+        "/api/moderation/mutes",
+        json={"sender_id": "wecom:u1", "hours": 3, "reason": "刷屏"},
+        headers=mod,
+    )
     assert r.status_code == 200
     assert service.is_muted(session=s, sender_id="wecom:u1")
-    assert [m["sender_id"] for m in c.get("/api/moderation/mutes", headers=mod).json()] == ["wecom:u1"]
+    assert [m["sender_id"] for m in c.get("/api/moderation/mutes", headers=mod).json()] == [
+        "wecom:u1"
+    ]
     assert c.delete("/api/moderation/mutes/wecom:u1", headers=mod).json()["lifted"] == 1
     v = c.post("/api/moderation/screen", json={"text": "我的电话13812345678"}, headers=mod).json()
     assert v["action"] == "allow" and "138****5678" in v["redacted"]

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
+from yishi.api import create_app
+from yishi.core.config import Settings
 from yishi.core.models import Role
 
 from .conftest import csrf_from, login
@@ -135,3 +140,14 @@ def test_static_assets_are_served_locally(client: TestClient) -> None:
     assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
     assert "http" not in css.text  # no remote assets
     assert client.get("/console/static/console.js").status_code == 200
+
+
+def test_the_bootstrap_admin_token_signs_in(yishi_env: Settings, migrated_db: Path) -> None:
+    yishi_env.ensure_data_dir()
+    shutil.copyfile(migrated_db, yishi_env.data_dir / "yishi.db")
+    settings = yishi_env.model_copy(update={"admin_token": SecretStr("boot-" + "x" * 30)})
+    app = create_app(settings, run_worker=False, warm_knowledge=False)
+    with TestClient(app, follow_redirects=False) as c:
+        login(c, "boot-" + "x" * 30)
+        assert c.get("/console/responsibility").status_code == 200
+        assert c.get("/console/moderation/audit").status_code == 200

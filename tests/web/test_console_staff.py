@@ -114,6 +114,8 @@ def test_issue_detail_status_change_and_timeline(
     with session_scope(yishi_env) as session:
         issue = session.get(Issue, issue_id)
         assert issue is not None and issue.responsible_party == "街道城管科"
+    board = client.get("/console/issues", params={"party": "街道城管科"}).text
+    assert _board_ids(board) == {issue_id} and '<option value="街道城管科" selected>' in board
 
 
 def test_thread_summary_and_proposal_from_the_console(
@@ -162,7 +164,10 @@ def test_thread_summary_and_proposal_from_the_console(
         assert proposal is not None and proposal.status == "voting"
     listing = client.get("/console/proposals", params={"status": "voting"}).text
     assert f'href="/console/proposals/{proposal_id}"' in listing
-    assert "已在公告栏公示" in client.get(proposal_url).text
+    voting = client.get(proposal_url).text
+    assert "已在公告栏公示" in voting and "结束表决并计票" in voting and "参与人数" in voting
+    closed = client.post(f"{proposal_url}/close", data={"csrf_token": csrf})
+    assert "表决已结束：未通过" in client.get(closed.headers["location"]).text  # nobody voted
 
 
 def test_responsibility_list_is_editable_by_admins_only(

@@ -30,7 +30,8 @@ _TOOL_INTENTS = {
     "post_to_thread": "discussion", "post_refused": "discussion", "summarise_thread": "discussion",
     "vote": "vote", "vote_refused": "vote", "handoff": "command",
 }
-_REFUSAL = "抱歉，这个我不能提供。我可以帮您查政策、反映问题、查进度或参与议题讨论，回复“帮助”查看用法。"
+_REFUSAL = ("抱歉，这个我不能提供。我可以帮您查政策、反映问题、查进度或参与议题讨论，"
+            "回复“帮助”查看用法。")
 
 
 class TurnTimeout(Exception):
@@ -116,6 +117,7 @@ class AgentEngine:
         from langchain_core.messages import ToolMessage
 
         messages = self._messages(ctx, mem, text)
+        _ = self.model  # build the client (imports, TLS set-up) before the turn's clock starts
         deadline = time.monotonic() + self.turn_timeout
         for _ in range(MAX_STEPS):
             ai = self._call(messages, deadline)

@@ -92,7 +92,7 @@ def record_exchange(
     completion_tokens: int = 0,
     settings: Settings | None = None,
 ) -> None:
-    """Store one user message and the bot's reply, folding turns past the window into the summary."""
+    """Store a user message and the bot's reply; turns past the window fold into the summary."""
     settings = settings or get_settings()
     session.add(ConversationTurn(
         user_id=user_id, speaker="user", text=user_text, intent=intent, message_ref=message_ref,

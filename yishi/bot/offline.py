@@ -11,8 +11,15 @@ from sqlmodel import Session
 
 from yishi.bot import memory as memory_service
 from yishi.bot.engine import EngineReply
-from yishi.bot.intents import Intent, classify, extract_category, extract_location, normalise
-from yishi.bot.intents import extract_urgency, parse_thread_ref
+from yishi.bot.intents import (
+    Intent,
+    classify,
+    extract_category,
+    extract_location,
+    extract_urgency,
+    normalise,
+    parse_thread_ref,
+)
 from yishi.bot.text import citation_dicts, finalise_reply, format_citation
 from yishi.core.auth import Actor
 from yishi.core.config import Settings
@@ -33,7 +40,9 @@ ASK_LOCATION = (
     "收到，为了尽快派人处理，请告诉我具体位置，比如“3栋2单元501”“5号楼楼道”或“地下车库”。"
 )
 CANCEL_WORDS = ("取消", "算了", "不用了", "不报了", "没事了", "不用")
-HANDOFF_TEXT = "已为您转人工，工作人员会尽快联系您（编号 {id}）。如情况紧急，请直接拨打物业或社区电话。"
+HANDOFF_TEXT = (
+    "已为您转人工，工作人员会尽快联系您（编号 {id}）。如情况紧急，请直接拨打物业或社区电话。"
+)
 NOT_UNDERSTOOD = (
     "抱歉，我没太明白您的意思。您可以直接提问政策、描述要反映的问题（请带上位置），"
     "或回复“帮助”查看用法；需要工作人员帮忙请回复“转人工”。"
@@ -48,7 +57,8 @@ STATUS_LABELS = {"reported": "已上报", "assigned": "已派单", "in_progress"
                  "resolved": "已解决", "closed": "已关闭", "rejected": "未受理"}
 _GREETINGS = ("你好", "您好", "在吗", "hello", "hi", "嗨", "早上好", "晚上好", "下午好", "在不在")
 _THANKS = ("谢谢", "多谢", "感谢", "辛苦", "谢了")
-_ACKS = ("好的", "知道了", "明白", "收到", "ok", "嗯", "哦", "好滴", "行", "中", "要得", "晓得了", "再见")
+_ACKS = ("好的", "知道了", "明白", "收到", "ok", "嗯", "哦", "好滴", "行", "中", "要得", "晓得了",
+         "再见")
 
 
 class Turn:
@@ -77,7 +87,8 @@ class OfflineEngine:
         if extra_actions:
             turn.actions.extend(extra_actions)
         try:
-            mem = memory_service.load(session=session, user_id=actor.user_id, settings=self.settings)
+            mem = memory_service.load(session=session, user_id=actor.user_id,
+                                      settings=self.settings)
             reply = self._dispatch(session, actor, text, mem, turn, message_ref)
         except Exception as exc:  # never silence: any failure becomes a hand-off
             log.exception("offline engine failed for %s", actor.user_id)
@@ -264,7 +275,8 @@ class OfflineEngine:
                     f"由{party}处理。回复“我的问题”可查看进度。")
         due = f"，预计 {issue.due_at:%m月%d日%H:%M} 前处理" if issue.due_at else ""
         tail = "（未提供具体位置，工作人员可能会联系您确认）" if note_missing else ""
-        return (f"已记录您反映的问题（编号 {issue.id}，{CATEGORY_LABELS.get(issue.category, '其他')}），"
+        label = CATEGORY_LABELS.get(issue.category, "其他")
+        return (f"已记录您反映的问题（编号 {issue.id}，{label}），"
                 f"已转交{party}{due}。{tail}回复“我的问题”可随时查看进度。")
 
     def _my_issues(self, session: Session, actor: Actor, turn: Turn) -> str:
@@ -329,7 +341,8 @@ class OfflineEngine:
         threads = deliberation_service.get_open_threads(session=session)
         if not threads:
             turn.actions.append({"type": "list_threads", "count": 0})
-            return "目前没有正在讨论的议题，您的意见我先记下了。如需正式反映，请描述问题并附上位置。"
+            return ("目前没有正在讨论的议题。想反映问题请描述问题并附上位置；"
+                    "想提议新的议题可以回复“转人工”。")
         match = _best_thread(text, threads)
         if match is not None:
             return self._post(session, actor, int(match.id), text, turn)

@@ -89,7 +89,7 @@ def _cut_point(text: str, limit: int) -> int:
 
 
 def split_for_wechat(text: str, limit_bytes: int = _SAFE_PART_BYTES) -> list[str]:
-    """Split `text` into parts of at most `limit_bytes` UTF-8 bytes, at sentence ends if possible."""
+    """Split `text` into parts of at most `limit_bytes` UTF-8 bytes, preferring sentence ends."""
     text = text.strip()
     if not text:
         return []

@@ -77,7 +77,8 @@ class PostOpinionArgs(_Args):
 
 class VoteArgs(_Args):
     statement_id: int = Field(ge=1, description="观点编号")
-    value: Literal["agree", "disagree", "pass"] = Field(description="同意 agree / 反对 disagree / 跳过 pass")
+    value: Literal["agree", "disagree", "pass"] = Field(
+        description="同意 agree / 反对 disagree / 跳过 pass")
 
 
 class SummariseArgs(_Args):

@@ -68,7 +68,7 @@ def issues_list(
             typer.echo("没有符合条件的问题")
         for r in rows:
             late = " 【超期】" if issues.is_overdue(r) else ""
-            due = f"{r.due_at:%m-%d %H:%M}" if r.due_at else "-"
+            due = issues.local_time(r.due_at) if r.due_at else "-"
             typer.echo(f"#{r.id}\t{STATUS_LABELS.get(r.status, r.status)}\t"
                        f"{r.responsible_party or '未派单'}\t{due}{late}\t{r.text[:40]}")
 
@@ -109,11 +109,13 @@ def issues_assign(
 ) -> None:
     """Hand an issue to a party (due time from the responsibility list)."""
     from yishi.deliberation import flows
+    from yishi.deliberation.issues import local_time
 
     with _session() as session:
         issue = flows.assign_issue(session=session, actor=OPERATOR, issue_id=issue_id,
                                    party=party)
-        typer.echo(f"#{issue.id} → {issue.responsible_party}，{issue.due_at:%m-%d %H:%M} 前")
+        due = local_time(issue.due_at) if issue.due_at else "-"
+        typer.echo(f"#{issue.id} → {issue.responsible_party}，{due} 前（北京时间）")
 
 
 @issues_app.command("sweep")

@@ -16,8 +16,8 @@ from yishi.core.auth import Actor
 from yishi.core.db import session_scope
 from yishi.core.jobs import job
 from yishi.core.models import Role, User
-from yishi.deliberation import issues, threads
-from yishi.deliberation.models import Issue, ThreadMessage
+from yishi.deliberation import issues, proposals, threads
+from yishi.deliberation.models import Issue, Proposal, ThreadMessage
 from yishi.deliberation.schemas import STATUS_LABELS, IssueRecorded
 
 log = logging.getLogger(__name__)
@@ -111,8 +111,9 @@ def overdue_digest(flagged: list[Issue]) -> str:
     """One message listing newly overdue issues, by party."""
     lines = [f"有 {len(flagged)} 个问题已超过处理时限："]
     for issue in flagged[:20]:
+        due = issues.local_time(issue.due_at) if issue.due_at else "-"
         lines.append(f"· 编号 {issue.id}【{issue.responsible_party or '未派单'}】"
-                     f"{_short(issue.text, 24)}（应于 {issue.due_at:%m-%d %H:%M} 前处理）")
+                     f"{_short(issue.text, 24)}（应于 {due} 前处理）")
     if len(flagged) > 20:
         lines.append(f"……另有 {len(flagged) - 20} 个，请在工作台查看“超期”列表。")
     return "\n".join(lines)
@@ -246,3 +247,48 @@ def register_moderation_handlers() -> None:
     except ImportError:
         return
     moderation_service.register_release_handler(MODERATION_SOURCE, release_held)
+
+
+# --- proposals ------------------------------------------------------------------------------
+
+_PROPOSAL_NEWS = {
+    "voting": "提案“{title}”（编号 {id}）开始表决，表决方式和截止时间以社区公告为准。",
+    "adopted": "提案“{title}”（编号 {id}）已表决通过，接下来将按时间表组织实施。",
+    "rejected": "提案“{title}”（编号 {id}）未获通过。感谢您参与讨论。",
+    "in_progress": "提案“{title}”（编号 {id}）已开始实施。",
+    "done": "提案“{title}”（编号 {id}）已完成。感谢您参与社区议事！",
+}
+
+
+def thread_participants(*, session: Session, thread_id: int) -> list[str]:
+    """Everyone who voted or posted in a thread."""
+    people = [voter for voter, _s, _v in threads.get_vote_rows(session=session,
+                                                               thread_id=thread_id)]
+    people += [m.author_id for m in threads.get_messages(session=session, thread_id=thread_id)]
+    return list(dict.fromkeys(people))
+
+
+def notify_proposal_news(*, session: Session, proposal: Proposal) -> int:
+    """Tell the thread's participants that a proposal moved; returns how many were told."""
+    template = _PROPOSAL_NEWS.get(proposal.status)
+    if template is None or proposal.thread_id is None:
+        return 0
+    text = template.format(title=proposal.title, id=proposal.id)
+    return sum(_notify(session, user_id, text)
+               for user_id in thread_participants(session=session, thread_id=proposal.thread_id))
+
+
+def change_proposal_status(*, session: Session, actor: Actor, proposal_id: int, to_status: str,
+                           note: str = "") -> Proposal:
+    """Staff: move a proposal and tell the people who discussed it."""
+    proposal = proposals.change_status(session=session, actor=actor, proposal_id=proposal_id,
+                                       to_status=to_status, note=note)
+    notify_proposal_news(session=session, proposal=proposal)
+    return proposal
+
+
+def close_proposal_voting(*, session: Session, actor: Actor, proposal_id: int) -> Proposal:
+    """Staff: count the vote under the proposal's rule and announce the result."""
+    proposal = proposals.close_voting(session=session, actor=actor, proposal_id=proposal_id)
+    notify_proposal_news(session=session, proposal=proposal)
+    return proposal

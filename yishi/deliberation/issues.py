@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 from sqlalchemy import or_
 from sqlmodel import Session, col, select
@@ -236,6 +236,15 @@ def redact(text: str) -> str:
 
 # --- service --------------------------------------------------------------------------------
 
+# China keeps UTC+8 all year; a fixed offset needs no tz database on the server.
+_BEIJING = timezone(timedelta(hours=8), "CST")
+
+
+def local_time(moment: datetime, fmt: str = "%m-%d %H:%M") -> str:
+    """A stored naive-UTC time as residents read it (Beijing time)."""
+    return moment.replace(tzinfo=UTC).astimezone(_BEIJING).strftime(fmt)
+
+
 ALLOWED_TRANSITIONS: dict[str, set[str]] = {
     IssueStatus.reported: {IssueStatus.assigned, IssueStatus.in_progress, IssueStatus.rejected},
     IssueStatus.assigned: {IssueStatus.in_progress, IssueStatus.resolved, IssueStatus.rejected},
@@ -379,8 +388,8 @@ def _join(*, session: Session, actor: Actor, issue: Issue, text: str,
 def _recorded_notice(issue: Issue, missing: list[str]) -> str:
     parts = [f"已记录您反映的问题（编号 {issue.id}）。"]
     if issue.responsible_party and issue.due_at:
-        parts.append(f"已转交{issue.responsible_party}，预计 {issue.due_at:%m月%d日 %H:%M}"
-                     "（UTC）前处理。")
+        parts.append(f"已转交{issue.responsible_party}，预计"
+                     f" {local_time(issue.due_at, '%m月%d日 %H:%M')} 前处理。")
     if "location" in missing:
         parts.append("请补充具体位置（如 3栋2单元 或 东门），方便尽快处理。")
     parts.append("发送“我的报修”可以查看进度。")

@@ -337,10 +337,11 @@ def edit_proposal(proposal_id: int, body: ProposalEdit, session: SessionDep, act
 @router.post("/proposals/{proposal_id}/status", response_model=ProposalRead)
 def proposal_status(proposal_id: int, body: ProposalStatusChange, session: SessionDep,
                     actor: StaffActor) -> ProposalRead:
-    """Move a proposal: draft → voting; adopted → in_progress → done (staff)."""
-    return _proposal(proposals.change_status(session=session, actor=actor,
-                                             proposal_id=proposal_id, to_status=body.status,
-                                             note=body.note))
+    """Move a proposal: draft → voting; adopted → in_progress → done (staff); the people who
+    discussed it are told."""
+    return _proposal(flows.change_proposal_status(session=session, actor=actor,
+                                                  proposal_id=proposal_id,
+                                                  to_status=body.status, note=body.note))
 
 
 @router.get("/proposals/{proposal_id}/updates")
@@ -378,8 +379,8 @@ def proposal_tally(proposal_id: int, session: SessionDep, _actor: StaffActor
 @router.post("/proposals/{proposal_id}/close", response_model=ProposalRead)
 def close_voting(proposal_id: int, session: SessionDep, actor: StaffActor) -> ProposalRead:
     """End the vote; the rule decides adopted or rejected (staff)."""
-    return _proposal(proposals.close_voting(session=session, actor=actor,
-                                            proposal_id=proposal_id))
+    return _proposal(flows.close_proposal_voting(session=session, actor=actor,
+                                                 proposal_id=proposal_id))
 
 
 @router.put("/units")

@@ -23,7 +23,7 @@ from yishi.core.auth import Actor
 from yishi.core.errors import Invalid
 from yishi.core.models import Role
 from yishi.deliberation import threads
-from yishi.deliberation.models import Statement, SummaryRecord, Thread, ThreadMessage, Vote
+from yishi.deliberation.models import Statement, SummaryRecord, Thread, ThreadMessage
 from yishi.deliberation.schemas import (
     Claim,
     GroupView,
@@ -76,21 +76,24 @@ class MathView:
     by_group: dict[str, dict[int, StatementFigures]]
 
 
-def run_math(votes: Sequence[Vote]) -> MathView:
+VoteRow = tuple[str, int, int]  # (voter, statement id, +1 | -1 | 0)
+
+
+def run_math(votes: Sequence[VoteRow]) -> MathView:
     """Polis groups, repness and consensus over the thread's votes (plain counts if too few)."""
     overall: dict[int, StatementFigures] = defaultdict(StatementFigures)
-    for v in votes:
-        _count(overall[v.statement_id], v.value)
+    for _voter, sid, value in votes:
+        _count(overall[sid], value)
     groups: dict[str, list[str]] = {}
     repness: dict[str, list[tuple[int, str]]] = {}
     consensus: list[tuple[int, str]] = []
-    voters = {v.voter_id for v in votes}
+    voters = {voter for voter, _sid, _value in votes}
     result = None
     if len(voters) >= 2 and votes:
         try:
             from yishi.deliberation import consensus as consensus_math
 
-            result = consensus_math.compute([(v.voter_id, v.statement_id, v.value) for v in votes])
+            result = consensus_math.compute(list(votes))
         except ImportError:
             result = None
         except Exception:  # tiny or degenerate matrices; the counts still make a summary
@@ -117,10 +120,10 @@ def run_math(votes: Sequence[Vote]) -> MathView:
     member = {p: g for g, ps in groups.items() for p in ps}
     by_group: dict[str, dict[int, StatementFigures]] = defaultdict(
         lambda: defaultdict(StatementFigures))
-    for v in votes:
-        g = member.get(v.voter_id)
+    for voter, sid, value in votes:
+        g = member.get(voter)
         if g is not None:
-            _count(by_group[g][v.statement_id], v.value)
+            _count(by_group[g][sid], value)
     return MathView(groups=groups, repness=repness, consensus=consensus, overall=dict(overall),
                     by_group={g: dict(f) for g, f in by_group.items()})
 
@@ -223,7 +226,7 @@ class ThreadMaterial:
     thread: Thread
     messages: list[ThreadMessage]
     statements: list[Statement]
-    votes: list[Vote]
+    votes: list[VoteRow]
     math: MathView
 
     @property
@@ -235,7 +238,7 @@ class ThreadMaterial:
         return {s.id: s.text for s in self.statements if s.id is not None}
 
     def participation(self) -> Participation:
-        voters = {v.voter_id for v in self.votes}
+        voters = {voter for voter, _sid, _value in self.votes}
         people = voters | {m.author_id for m in self.messages}
         people |= {s.author_id for s in self.statements if s.message_id is not None}
         return Participation(participants=len(people), voters=len(voters),
@@ -246,7 +249,7 @@ class ThreadMaterial:
 def load_material(*, session: Session, thread: Thread) -> ThreadMaterial:
     """A thread's visible messages, statements and votes, and the math over the votes."""
     assert thread.id is not None
-    votes = threads.get_votes(session=session, thread_id=thread.id)
+    votes = threads.get_vote_rows(session=session, thread_id=thread.id)
     return ThreadMaterial(
         thread=thread,
         messages=threads.get_messages(session=session, thread_id=thread.id),

@@ -79,9 +79,12 @@ def register(app: typer.Typer, eval_app: typer.Typer) -> None:
     @moderation_app.command("train")
     def train_cmd(
         data: Annotated[
-            list[Path], typer.Option("--data", help="标注数据（CSV: TEXT,label 或 JSONL: text,label），可多次")
+            list[Path],
+            typer.Option("--data", help="标注数据（CSV: TEXT,label 或 JSONL: text,label），可多次"),
         ],
-        out: Annotated[Path | None, typer.Option(help="输出路径（默认随包的 data/classifier.npz）")] = None,
+        out: Annotated[
+            Path | None, typer.Option(help="输出路径（默认随包的 data/classifier.npz）")
+        ] = None,
         no_community: Annotated[
             bool, typer.Option("--no-community", help="不加入随包的社区示例")
         ] = False,
@@ -112,7 +115,7 @@ def register(app: typer.Typer, eval_app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="输出 JSON")] = False,
         show_errors: Annotated[bool, typer.Option("--errors", help="列出 dev 上判错的 id")] = False,
     ) -> None:
-        """Precision/recall/F1 per action and category, false-block/review rates, COLD, ChineseHarm."""
+        """P/R/F1 per action and category, false-block/review rates; COLD and ChineseHarm."""
         from yishi.moderation import evaluate, service
 
         def screen(text: str) -> service.Verdict:

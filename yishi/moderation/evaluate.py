@@ -25,10 +25,12 @@ def prf(tp: int, fp: int, fn: int) -> dict[str, float]:
 
 def eval_dev(path: Path, screen: Screen) -> dict[str, Any]:
     """moderation_dev-style JSONL (`text`, `label`, `categories`): per action and category."""
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = [
+        json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
     actions = ("allow", "review", "block")
-    counts = {a: Counter() for a in actions}
-    cat_counts = {c: Counter() for c in CATEGORIES}
+    counts: dict[str, Counter[str]] = {a: Counter() for a in actions}
+    cat_counts: dict[str, Counter[str]] = {c: Counter() for c in CATEGORIES}
     benign = blocked_benign = reviewed_benign = 0
     self_pii = self_redacted = 0
     errors: list[dict[str, Any]] = []
@@ -59,7 +61,9 @@ def eval_dev(path: Path, screen: Screen) -> dict[str, Any]:
             self_pii += 1
             self_redacted += v.redacted != row["text"]
         if v.action != gold:
-            errors.append({"id": row.get("id"), "gold": gold, "got": v.action, "cats": v.categories})
+            errors.append(
+                {"id": row.get("id"), "gold": gold, "got": v.action, "cats": v.categories}
+            )
     return {
         "rows": len(rows),
         "actions": {a: prf(counts[a]["tp"], counts[a]["fp"], counts[a]["fn"]) for a in actions},
@@ -89,7 +93,7 @@ def _binary(gold: Iterable[int], pred: Iterable[int]) -> dict[str, Any]:
 
 
 def eval_cold(path: Path, screen: Screen, *, pipeline: bool = True) -> dict[str, Any]:
-    """COLD test CSV: macro-F1 of the classifier alone and of the whole pipeline (flag = not allow)."""
+    """COLD CSV: macro-F1 of the classifier alone and of the pipeline (flag = not allow)."""
     texts, labels = classifier.read_labelled(path)
     model = classifier.get_model()
     out: dict[str, Any] = {"rows": len(texts)}
@@ -101,12 +105,20 @@ def eval_cold(path: Path, screen: Screen, *, pipeline: bool = True) -> dict[str,
     return out
 
 
-HARM_CLASSES = {"谩骂引战": "abuse", "黑产广告": "ads", "博彩": "gambling", "欺诈": "fraud",
-                "低俗色情": "sexual", "不违规": "benign"}
+HARM_CLASSES = {
+    "谩骂引战": "abuse",
+    "黑产广告": "ads",
+    "博彩": "gambling",
+    "欺诈": "fraud",
+    "低俗色情": "sexual",
+    "不违规": "benign",
+}
 
 
-def eval_chineseharm(path: Path, screen: Screen, classes: tuple[str, ...] = ("abuse", "ads")) -> dict[str, Any]:
-    """ChineseHarm-Bench: flag rate (not allow) per class, benign false-flag and false-block rate."""
+def eval_chineseharm(
+    path: Path, screen: Screen, classes: tuple[str, ...] = ("abuse", "ads")
+) -> dict[str, Any]:
+    """ChineseHarm-Bench: flag and block rate per class, and harmful-vs-benign P/R/F1."""
     data = json.loads(path.read_text(encoding="utf-8"))
     by_class: dict[str, Counter[str]] = {}
     for row in data:

@@ -18,7 +18,8 @@ _INSTR = (
 OVERRIDE = re.compile(
     r"(忽略|无视|忘记|忘掉|绕过|抛开|覆盖|不要管|别管)(你|掉)?"
     r"(之前|以前|先前|上面|以上|前面|上述|原有|所有|全部|一切|系统|开发者|管理员|你的|你收到的|给你的)"
-    r"(的|给你的|收到的|所有的)?(所有|全部|一切)?(的)?" + _INSTR
+    r"(的|给你的|收到的|所有的)?(所有|全部|一切)?(的)?"
+    + _INSTR
     + r"|(忽略|无视|绕过)(审核|过滤|审查|安全)"
     r"|(ignore|disregard|forget|override|bypass)(all)?(of)?(the|your|my)?(previous|prior|above|earlier)?"
     r"(instructions?|prompts?|rules?|guidelines?|polic(y|ies)|filters?)"
@@ -87,8 +88,12 @@ def detect(norm: Normalised) -> list[Signal]:
         if m:
             signals.append(
                 Signal(
-                    category="prompt_injection", score=score, start=start, end=end,
-                    source="injection", reason=f"{label}：{m.group(0)}",
+                    category="prompt_injection",
+                    score=score,
+                    start=start,
+                    end=end,
+                    source="injection",
+                    reason=f"{label}：{m.group(0)}",
                 )
             )
     return signals

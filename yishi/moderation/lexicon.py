@@ -3,6 +3,7 @@ the community allow-list, and external word lists loaded as weak signals."""
 
 from __future__ import annotations
 
+import gc
 import re
 import threading
 from collections.abc import Iterable
@@ -15,14 +16,40 @@ from yishi.moderation.normalise import Normalised, normalise_term, term_pinyin
 from yishi.moderation.schemas import Signal
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
-LEXICON_PATH = DATA_DIR / "lexicon.tsv"
+LEXICON_PATH = DATA_DIR / "lexicon.txt"
 ALLOWLIST_PATH = DATA_DIR / "allowlist.txt"
 
 # Who an insult is aimed at: terms flagged `t` count only with one of these nearby.
 TARGET_MARKERS = (
-    "你", "您", "他", "她", "你们", "他们", "她们", "这人", "那人", "这种人", "此人",
-    "楼上", "楼下", "对门", "邻居", "这家伙", "这货", "这帮", "这群", "物业", "保安",
-    "经理", "老板", "主任", "业委会", "管家", "房东", "租客", "sb",
+    "你",
+    "您",
+    "他",
+    "她",
+    "你们",
+    "他们",
+    "她们",
+    "这人",
+    "那人",
+    "这种人",
+    "此人",
+    "楼上",
+    "楼下",
+    "对门",
+    "邻居",
+    "这家伙",
+    "这货",
+    "这帮",
+    "这群",
+    "物业",
+    "保安",
+    "经理",
+    "老板",
+    "主任",
+    "业委会",
+    "管家",
+    "房东",
+    "租客",
+    "sb",
 )
 _TARGET_BEFORE = 8  # compact chars before a `t` term where a target may sit
 _TARGET_AFTER = 3
@@ -128,8 +155,10 @@ class Lexicon:
             if "a" in entry.flags and not _ascii_bounded(norm, start, end):
                 continue
             weight = entry.weight
-            if entry.category == "insult" and 0.5 <= weight < 0.95 and _PREDICATE.search(
-                text[max(0, start - 4) : start]
+            if (
+                entry.category == "insult"
+                and 0.5 <= weight < 0.95
+                and _PREDICATE.search(text[max(0, start - 4) : start])
             ):
                 weight = min(0.95, weight + 0.1)  # 是个…/你个…: aimed squarely at someone
             if "t" in entry.flags and not _has_target(text, start, end):
@@ -152,8 +181,16 @@ class Lexicon:
             )
         for m in _PRAISE_IN_QUOTES.finditer(norm.light.text):
             o_start, o_end = norm.light.span(*m.span())
-            signals.append(Signal(category="insult", score=0.55, start=o_start, end=o_end,
-                                  source="tone", reason=f"反讽用语：{m.group(0)}"))
+            signals.append(
+                Signal(
+                    category="insult",
+                    score=0.55,
+                    start=o_start,
+                    end=o_end,
+                    source="tone",
+                    reason=f"反讽用语：{m.group(0)}",
+                )
+            )
         return signals + masked
 
     def _masked_hits(self, norm: Normalised) -> list[Signal]:
@@ -171,11 +208,31 @@ class Lexicon:
                 if all(p == k or p == "*" for p, k in zip(plain, key, strict=True)):
                     o_start, o_end = norm.light.span(*m.span())
                     out.append(
-                        Signal(category=entry.category, score=entry.weight, start=o_start,
-                               end=o_end, source="masked", reason=f"变形词命中：{entry.term}")
+                        Signal(
+                            category=entry.category,
+                            score=entry.weight,
+                            start=o_start,
+                            end=o_end,
+                            source="masked",
+                            reason=f"变形词命中：{entry.term}",
+                        )
                     )
                     break
         return out
+
+    def mask_allowed(self, norm: Normalised) -> str:
+        """The compact text with allow-listed words blanked (the classifier should not see 垃圾
+        in 垃圾分类)."""
+        text = norm.compact.text
+        if self._direct is None or not text:
+            return text
+        chars = list(text)
+        for end_idx, items in self._direct.iter(text):
+            for kind, _, key_len in items:
+                if kind == "allow":
+                    for i in range(end_idx - key_len + 1, end_idx + 1):
+                        chars[i] = "_"
+        return "".join(chars)
 
     def weak_hits(self, norm: Normalised) -> list[str]:
         """External-lexicon words found in the text (weak signals, never decisive alone)."""
@@ -215,7 +272,9 @@ _PRAISE_IN_QUOTES = re.compile(
 )
 _MASK_CHARS = "*#@$!0134"
 _MASKED_TOKEN = re.compile(r"[a-z0-9*#@$!]{3,}")
-_LEET = str.maketrans({"@": "a", "$": "s", "0": "o", "1": "i", "3": "e", "4": "a", "!": "i", "#": "*"})
+_LEET = str.maketrans(
+    {"@": "a", "$": "s", "0": "o", "1": "i", "3": "e", "4": "a", "!": "i", "#": "*"}
+)
 
 _REASON = {"lexicon": "词库命中", "pattern": "规则命中", "homophone": "谐音命中"}
 
@@ -273,6 +332,7 @@ def _word_freq() -> dict[str, int]:
                 jieba.setLogLevel(logging.WARNING)
                 jieba.dt.check_initialized()
                 _freq = jieba.dt.FREQ
+                gc.freeze()  # ~350k long-lived entries: keep them out of full GC scans
     return _freq
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import NaiveDatetime
 from typing import Any
 
+from pydantic import NaiveDatetime
 from sqlalchemy import JSON, Column, UniqueConstraint, event
 from sqlmodel import Field, SQLModel
 
@@ -26,7 +26,9 @@ class ReviewItem(SQLModel, table=True):
     action: str = Field(max_length=10)  # the screening action: review | block
     categories: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     score: float = 0.0
-    spans: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    spans: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
     reasons: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     status: str = Field(default="pending", max_length=20, index=True)
     final_text: str | None = None  # what may be posted after approval (edited or redacted)

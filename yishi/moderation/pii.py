@@ -19,15 +19,17 @@ _ID_CHECK = "10x98765432"
 _NUMERALS = str.maketrans("零〇一二三四五六七八九幺两", "0012345678912")
 
 _SEP = r"[\s\-—_.·]?"
-MOBILE_RE = re.compile(r"(?<![\d])(?:\+?86[\s\-]?)?(1[3-9]\d)" + _SEP + r"(\d{4})" + _SEP + r"(\d{4})(?!\d)")
+MOBILE_RE = re.compile(
+    r"(?<![\d])(?:\+?86[\s\-]?)?(1[3-9]\d)" + _SEP + r"(\d{4})" + _SEP + r"(\d{4})(?!\d)"
+)
 ID_RE = re.compile(r"(?<![\dx])(\d{6})(\d{4})(\d{2})(\d{2})(\d{3})([\dx])(?![\dx])")
 # Digits spelled out one by one with a separator between each ("3 2 0 1 0 2 ...").
 SPACED_RE = re.compile(r"(?<![\d])\d(?:[\s\-.·_,，]\d){10,18}(?:[\s\-.]?x)?(?![\d])")
 # The tail of a number ("尾号3355", "身份证后四位是0011"): identifying with a name or a self cue.
-PARTIAL_RE = re.compile(
-    r"(?:尾号|后[四六4-6]位|末[四六4-6]位)(?:是|为|:|：)?\s?(\d{3,6})(?!\d)"
+PARTIAL_RE = re.compile(r"(?:尾号|后[四六4-6]位|末[四六4-6]位)(?:是|为|:|：)?\s?(\d{3,6})(?!\d)")
+WECHAT_RE = re.compile(
+    r"(?:微信号?|vx|wx|v信|wechat)\s?(?:号)?\s?[:：]?\s?([a-z][a-z0-9_\-]{3,19})"
 )
-WECHAT_RE = re.compile(r"(?:微信号?|vx|wx|v信|wechat)\s?(?:号)?\s?[:：]?\s?([a-z][a-z0-9_\-]{3,19})")
 CARD_RE = re.compile(r"(?<!\d)(?:\d{4}[\s\-]?){3}\d{4}(?:[\s\-]?\d{1,3})?(?!\d)")
 EMAIL_RE = re.compile(r"[a-z0-9._%+\-]+@[a-z0-9.\-]+\.[a-z]{2,}")
 PLATE_RE = re.compile(
@@ -51,17 +53,91 @@ NAME_RE = re.compile(
 )
 
 _SELF_CUES = (
-    "我的", "我电话", "我手机", "我号码", "我微信", "联系我", "打我", "找我", "call我", "本人",
-    "我家", "我住", "我是", "私聊我", "加我", "我的号", "我这边", "我们家", "我号", "我身份证",
-    "我卡号", "我银行卡", "我邮箱", "我车牌", "我的车牌", "自家", "联系电话", "联系方式", "电话见", "my", "i'm",
-    "iam", "me at", "callme", "textme", "reachme",
+    "我的",
+    "我电话",
+    "我手机",
+    "我号码",
+    "我微信",
+    "联系我",
+    "打我",
+    "找我",
+    "call我",
+    "本人",
+    "我家",
+    "我住",
+    "我是",
+    "私聊我",
+    "加我",
+    "我的号",
+    "我这边",
+    "我们家",
+    "我号",
+    "我身份证",
+    "我卡号",
+    "我银行卡",
+    "我邮箱",
+    "我车牌",
+    "我的车牌",
+    "自家",
+    "联系电话",
+    "联系方式",
+    "电话见",
+    "my",
+    "i'm",
+    "iam",
+    "me at",
+    "callme",
+    "textme",
+    "reachme",
 )
-_SELF_AFTER = ("找我", "联系我", "打我", "打给我", "call me", "text me", "私聊我", "加我", "联系本人")
+_SELF_AFTER = (
+    "找我",
+    "联系我",
+    "打我",
+    "打给我",
+    "call me",
+    "text me",
+    "私聊我",
+    "加我",
+    "联系本人",
+)
 _EXPOSE_CUES = (
-    "曝光", "人肉", "大家打", "都打", "去找他", "去找她", "这个人", "此人", "欠钱", "骗子", "打爆",
-    "轰炸", "别放过", "挂出来", "扒出", "老赖", "这家人", "去他家", "去她家", "堵他", "堵她",
-    "大家见到", "见到就", "拍下来", "加他骂", "加她骂", "骂他", "骂她", "催他", "催她", "一起催",
-    "大家帮我", "认准", "记住这个", "大家加他", "大家加她",
+    "曝光",
+    "人肉",
+    "大家打",
+    "都打",
+    "去找他",
+    "去找她",
+    "这个人",
+    "此人",
+    "欠钱",
+    "骗子",
+    "打爆",
+    "轰炸",
+    "别放过",
+    "挂出来",
+    "扒出",
+    "老赖",
+    "这家人",
+    "去他家",
+    "去她家",
+    "堵他",
+    "堵她",
+    "大家见到",
+    "见到就",
+    "拍下来",
+    "加他骂",
+    "加她骂",
+    "骂他",
+    "骂她",
+    "催他",
+    "催她",
+    "一起催",
+    "大家帮我",
+    "认准",
+    "记住这个",
+    "大家加他",
+    "大家加她",
 )
 # Someone's whereabouts or vulnerability: alone at home, a broken lock, when they leave.
 VULN_RE = re.compile(
@@ -257,7 +333,12 @@ _KIND_LABEL = {
 
 def _sig(category: str, score: float, start: int, end: int, reason: str, redact: bool) -> Signal:
     return Signal(
-        category=category, score=score, start=start, end=end, source="pii", reason=reason,
+        category=category,
+        score=score,
+        start=start,
+        end=end,
+        source="pii",
+        reason=reason,
         redact=redact,
     )
 
@@ -269,7 +350,8 @@ def mask(fragment: str) -> str:
     if len(digits) >= 7:
         keep = set(digits[:3] + digits[-4:]) if len(digits) <= 11 else set(digits[-4:])
         return "".join(
-            c if (i in keep or not (c.isdigit() or c in "xX")) else "*" for i, c in enumerate(fragment)
+            c if (i in keep or not (c.isdigit() or c in "xX")) else "*"
+            for i, c in enumerate(fragment)
         )
     if "@" in fragment:
         name, _, domain = fragment.partition("@")

@@ -40,9 +40,9 @@ class Policy:
     # Classifier probability bands (offensive): at or above `clf_review` the message is reviewed,
     # at or above `clf_block` it is blocked; a lexicon hit in review range plus a classifier
     # probability at or above `clf_confirm` is blocked.
-    clf_review: float = 0.8
-    clf_block: float = 0.98
-    clf_confirm: float = 0.75
+    clf_review: float = 0.9
+    clf_block: float = 0.99
+    clf_confirm: float = 0.85
     allow_terms: tuple[str, ...] = ()
     extra_terms: tuple[Entry, ...] = ()
     # Where an LLM judge (if configured) is asked: scores within [review, block) by default.
@@ -91,7 +91,8 @@ class Policy:
         return action, cats, round(min(score, 1.0), 4)
 
 
-_CUMULATIVE = {"insult", "harassment", "threat", "hate", "sexual", "incitement"}
+# Organising a gathering legitimately takes several phrases, so incitement does not add up.
+_CUMULATIVE = {"insult", "harassment", "threat", "hate", "sexual"}
 
 
 def _disjoint(spans: set[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -141,7 +142,9 @@ def from_dict(raw: dict[str, Any]) -> Policy:
         )
     defaults = Policy()
     extra = tuple(
-        Entry(str(e["term"]), str(e["category"]), float(e.get("weight", 0.9)), str(e.get("flags", "")))
+        Entry(
+            str(e["term"]), str(e["category"]), float(e.get("weight", 0.9)), str(e.get("flags", ""))
+        )
         for e in raw.get("extra_terms", [])
     )
     return Policy(

@@ -44,7 +44,10 @@ def screen_text(body: ScreenIn, actor: ModeratorActor) -> Verdict:
 
 @router.get("/queue", response_model=list[ReviewItemRead])
 def get_queue(
-    session: SessionDep, actor: ModeratorActor, status: str = "pending", limit: int = 50,
+    session: SessionDep,
+    actor: ModeratorActor,
+    status: str = "pending",
+    limit: int = 50,
     offset: int = 0,
 ) -> list[ReviewItemRead]:
     """Held messages with their reasons and highlighted spans, oldest first."""
@@ -90,7 +93,9 @@ def escalate(
     item_id: int, body: EscalateIn, session: SessionDep, actor: ModeratorActor
 ) -> ReviewItemRead:
     """Escalate a held message with a reason."""
-    return _read(service.escalate(session=session, actor=actor, item_id=item_id, reason=body.reason))
+    return _read(
+        service.escalate(session=session, actor=actor, item_id=item_id, reason=body.reason)
+    )
 
 
 @router.post("/items/{item_id}/appeal", response_model=Appeal)
@@ -117,8 +122,11 @@ def resolve_appeal(
 
 @router.get("/audit", response_model=list[ModerationDecision])
 def get_audit(
-    session: SessionDep, actor: ModeratorActor, item_id: int | None = None,
-    actor_id: str | None = None, limit: int = 100,
+    session: SessionDep,
+    actor: ModeratorActor,
+    item_id: int | None = None,
+    actor_id: str | None = None,
+    limit: int = 100,
 ) -> list[ModerationDecision]:
     """The append-only audit log, newest first."""
     return service.get_audit(session=session, item_id=item_id, actor_id=actor_id, limit=limit)
@@ -145,7 +153,9 @@ def mute(body: MuteIn, session: SessionDep, actor: ModeratorActor) -> Mute:
 
 
 @router.delete("/mutes/{sender_id}")
-def unmute(sender_id: str, session: SessionDep, actor: ModeratorActor, reason: str = "") -> dict[str, Any]:
+def unmute(
+    sender_id: str, session: SessionDep, actor: ModeratorActor, reason: str = ""
+) -> dict[str, Any]:
     """Lift a sender's active mutes."""
     lifted = service.unmute(session=session, actor=actor, sender_id=sender_id, reason=reason)
     return {"sender_id": sender_id, "lifted": lifted}

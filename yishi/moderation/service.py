@@ -3,6 +3,7 @@ append-only audit log."""
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from collections.abc import Callable
@@ -30,6 +31,7 @@ STRIKE_WINDOW = timedelta(days=30)
 MUTE_BASE = timedelta(hours=24)  # doubles with every earlier mute in the window, up to MUTE_MAX
 MUTE_MAX = timedelta(days=7)
 APPEAL_WINDOW = timedelta(days=20)
+BOT_SOURCES = frozenset({"reply", "bot"})  # the bot's own words: held, but no strikes
 MAX_SCREEN_CHARS = 100_000  # beyond this only the head and tail are analysed
 
 
@@ -70,7 +72,7 @@ class Screener:
         if context != "reply":
             signals += injection.detect(norm)
         reasons: list[str] = []
-        signals += self._classifier_signals(norm.compact.text, signals, reasons)
+        signals += self._classifier_signals(self.lexicon.mask_allowed(norm), signals, reasons)
         weak = self.lexicon.weak_hits(norm)
         if weak:
             reasons.append("外部词表弱信号：" + "、".join(weak[:5]))
@@ -106,18 +108,34 @@ class Screener:
                 out.append(top.model_copy(update={"score": boosted, "source": "classifier"}))
                 reasons.append(f"模型确认冒犯（{p:.2f}）")
         if p >= pol.clf_block:
-            out.append(Signal(category="insult", score=0.9, end=0, source="classifier",
-                              reason=f"模型判定冒犯（{p:.2f}）"))
+            out.append(
+                Signal(
+                    category="insult",
+                    score=0.9,
+                    end=0,
+                    source="classifier",
+                    reason=f"模型判定冒犯（{p:.2f}）",
+                )
+            )
         elif p >= pol.clf_review:
-            out.append(Signal(category="insult", score=0.6, end=0, source="classifier",
-                              reason=f"模型判定可能冒犯（{p:.2f}）"))
+            out.append(
+                Signal(
+                    category="insult",
+                    score=0.6,
+                    end=0,
+                    source="classifier",
+                    reason=f"模型判定可能冒犯（{p:.2f}）",
+                )
+            )
         return out
 
 
 def _as_advertiser_contact(signal: Signal) -> Signal:
     """In an ad, a contact number with no sign of exposure is the advertiser's own."""
     if signal.category == "doxxing" and signal.source == "pii" and signal.score < 0.85:
-        return signal.model_copy(update={"category": "self_pii", "reason": "广告联系方式（已隐藏）"})
+        return signal.model_copy(
+            update={"category": "self_pii", "reason": "广告联系方式（已隐藏）"}
+        )
     return signal
 
 
@@ -125,7 +143,11 @@ _ABUSE = {"insult", "harassment", "threat", "hate", "sexual", "incitement"}
 
 
 def _build_verdict(
-    text: str, signals: list[Signal], action: str, cats: list[str], score: float,
+    text: str,
+    signals: list[Signal],
+    action: str,
+    cats: list[str],
+    score: float,
     extra_reasons: list[str],
 ) -> Verdict:
     counted = set(cats)
@@ -136,7 +158,9 @@ def _build_verdict(
         if s.category not in counted and not s.redact:
             continue
         if s.end > s.start:
-            spans.append(Span(start=s.start, end=s.end, category=s.category, text=text[s.start : s.end]))
+            spans.append(
+                Span(start=s.start, end=s.end, category=s.category, text=text[s.start : s.end])
+            )
         if s.reason and s.reason not in seen_reasons:
             seen_reasons.add(s.reason)
             reasons.append(s.reason)
@@ -201,7 +225,18 @@ def get_screener() -> Screener:
                     extra_entries=pol.extra_terms,
                 )
                 _screener = Screener(policy=pol, lexicon=lex, judge=_default_judge)
+                gc.freeze()  # the compiled lexicon lives as long as the process
     return _screener
+
+
+def warm_up() -> None:
+    """Load everything screening needs now (lexicon, classifier, pinyin and word tables), so
+    the first resident's message is not the one that pays; call it from the app lifespan."""
+    get_screener()
+    classifier.get_model()
+    lexicon_mod._word_freq()
+    screen("预热：你好")
+    gc.freeze()
 
 
 def reset() -> None:
@@ -229,9 +264,14 @@ def screen(text: str, *, context: str = "message", judge: Judge | None = None) -
 
 # --- notices ------------------------------------------------------------------------------
 
-_NOTICE_BLOCK = "您的消息暂未发出：其中有些内容可能不适合在社区里公开。消息已交给管理员复核，如有误判会尽快放行。"
+_NOTICE_BLOCK = (
+    "您的消息暂未发出：其中有些内容可能不适合在社区里公开。"
+    "消息已交给管理员复核，如有误判会尽快放行。"
+)
 _NOTICE_REVIEW = "您的消息已收到，需要管理员看一下再发布，通常很快。感谢理解！"
-_NOTICE_INJECTION = "这条消息里有让助手改变设定的内容，暂未处理，已交给管理员查看。您可以直接说说想办的事。"
+_NOTICE_INJECTION = (
+    "这条消息里有让助手改变设定的内容，暂未处理，已交给管理员查看。您可以直接说说想办的事。"
+)
 _NOTICE_PII = "为保护隐私，消息里的他人联系方式或证件信息暂不公开，已交给管理员复核。"
 _NOTICE_SELF_PII = "您的消息已发布，为保护您的隐私，手机号等个人信息已隐藏。"
 
@@ -260,11 +300,19 @@ def register_release_handler(source: str, handler: ReleaseHandler) -> None:
 
 
 def _audit(
-    session: Session, *, item_id: int | None, actor_id: str, action: str, reason: str = "",
+    session: Session,
+    *,
+    item_id: int | None,
+    actor_id: str,
+    action: str,
+    reason: str = "",
     details: dict[str, Any] | None = None,
 ) -> ModerationDecision:
     entry = ModerationDecision(
-        review_item_id=item_id, actor_id=actor_id, action=action, reason=reason,
+        review_item_id=item_id,
+        actor_id=actor_id,
+        action=action,
+        reason=reason,
         details=details or {},
     )
     session.add(entry)
@@ -272,7 +320,12 @@ def _audit(
 
 
 def hold(
-    *, session: Session, text: str, verdict: Verdict, sender_id: str, source: str,
+    *,
+    session: Session,
+    text: str,
+    verdict: Verdict,
+    sender_id: str,
+    source: str,
     source_ref: str | None = None,
 ) -> ReviewItem:
     """Put a message in the moderators' queue; a block also records a strike (and maybe a mute)."""
@@ -291,27 +344,42 @@ def hold(
     session.add(item)
     session.flush()
     _audit(
-        session, item_id=item.id, actor_id="system", action=f"screen_{verdict.action}",
+        session,
+        item_id=item.id,
+        actor_id="system",
+        action=f"screen_{verdict.action}",
         reason="；".join(verdict.reasons[:5]),
         details={"categories": verdict.categories, "score": verdict.score, "source": source},
     )
-    if verdict.action == "block":
-        _strike(session, sender_id=sender_id, item_id=item.id, reason="消息被拦截", actor_id="system")
+    if verdict.action == "block" and source not in BOT_SOURCES:
+        _strike(
+            session, sender_id=sender_id, item_id=item.id, reason="消息被拦截", actor_id="system"
+        )
     session.commit()
     session.refresh(item)
     return item
 
 
-def _strike(session: Session, *, sender_id: str, item_id: int | None, reason: str, actor_id: str) -> None:
+def _strike(
+    session: Session, *, sender_id: str, item_id: int | None, reason: str, actor_id: str
+) -> None:
     session.add(Strike(sender_id=sender_id, review_item_id=item_id, reason=reason))
     session.flush()
-    _audit(session, item_id=item_id, actor_id=actor_id, action="strike", reason=reason,
-           details={"sender_id": sender_id})
+    _audit(
+        session,
+        item_id=item_id,
+        actor_id=actor_id,
+        action="strike",
+        reason=reason,
+        details={"sender_id": sender_id},
+    )
     now = utcnow()
     since = now - STRIKE_WINDOW
     strikes = session.exec(
         select(Strike).where(
-            Strike.sender_id == sender_id, Strike.created_at >= since, Strike.voided == False  # noqa: E712
+            Strike.sender_id == sender_id,
+            Strike.created_at >= since,
+            Strike.voided == False,  # noqa: E712
         )
     ).all()
     if len(strikes) < STRIKES_FOR_MUTE or _active_mute(session, sender_id) is not None:
@@ -320,10 +388,18 @@ def _strike(session: Session, *, sender_id: str, item_id: int | None, reason: st
         select(Mute).where(Mute.sender_id == sender_id, Mute.created_at >= since)
     ).all()
     length = min(MUTE_BASE * (2 ** len(earlier)), MUTE_MAX)
-    mute = Mute(sender_id=sender_id, until=now + length, reason=f"{STRIKES_FOR_MUTE} 次违规后自动禁言")
+    mute = Mute(
+        sender_id=sender_id, until=now + length, reason=f"{STRIKES_FOR_MUTE} 次违规后自动禁言"
+    )
     session.add(mute)
-    _audit(session, item_id=item_id, actor_id="system", action="mute", reason=mute.reason,
-           details={"sender_id": sender_id, "hours": length.total_seconds() / 3600})
+    _audit(
+        session,
+        item_id=item_id,
+        actor_id="system",
+        action="mute",
+        reason=mute.reason,
+        details={"sender_id": sender_id, "hours": length.total_seconds() / 3600},
+    )
 
 
 def _active_mute(session: Session, sender_id: str) -> Mute | None:
@@ -355,11 +431,21 @@ def mute(*, session: Session, actor: Actor, sender_id: str, hours: float, reason
         raise Invalid("禁言时长需在 0 到 720 小时之间")
     if not reason.strip():
         raise Invalid("请填写禁言原因")
-    m = Mute(sender_id=sender_id, until=utcnow() + timedelta(hours=hours), reason=reason,
-             created_by=actor.user_id)
+    m = Mute(
+        sender_id=sender_id,
+        until=utcnow() + timedelta(hours=hours),
+        reason=reason,
+        created_by=actor.user_id,
+    )
     session.add(m)
-    _audit(session, item_id=None, actor_id=actor.user_id, action="mute", reason=reason,
-           details={"sender_id": sender_id, "hours": hours})
+    _audit(
+        session,
+        item_id=None,
+        actor_id=actor.user_id,
+        action="mute",
+        reason=reason,
+        details={"sender_id": sender_id, "hours": hours},
+    )
     session.commit()
     session.refresh(m)
     return m
@@ -371,14 +457,22 @@ def unmute(*, session: Session, actor: Actor, sender_id: str, reason: str = "") 
     now = utcnow()
     lifted = 0
     for m in session.exec(
-        select(Mute).where(Mute.sender_id == sender_id, Mute.until > now, col(Mute.lifted_at).is_(None))
+        select(Mute).where(
+            Mute.sender_id == sender_id, Mute.until > now, col(Mute.lifted_at).is_(None)
+        )
     ):
         m.lifted_at = now
         m.lifted_by = actor.user_id
         session.add(m)
         lifted += 1
-    _audit(session, item_id=None, actor_id=actor.user_id, action="unmute", reason=reason,
-           details={"sender_id": sender_id, "lifted": lifted})
+    _audit(
+        session,
+        item_id=None,
+        actor_id=actor.user_id,
+        action="unmute",
+        reason=reason,
+        details={"sender_id": sender_id, "lifted": lifted},
+    )
     session.commit()
     return lifted
 
@@ -387,12 +481,16 @@ def get_strikes(*, session: Session, sender_id: str) -> list[Strike]:
     """A sender's strikes, newest first."""
     return list(
         session.exec(
-            select(Strike).where(Strike.sender_id == sender_id).order_by(col(Strike.created_at).desc())
+            select(Strike)
+            .where(Strike.sender_id == sender_id)
+            .order_by(col(Strike.created_at).desc())
         )
     )
 
 
-def get_queue(*, session: Session, status: str = "pending", limit: int = 50, offset: int = 0) -> list[ReviewItem]:
+def get_queue(
+    *, session: Session, status: str = "pending", limit: int = 50, offset: int = 0
+) -> list[ReviewItem]:
     """Held items with a status, oldest first (the queue order)."""
     stmt = (
         select(ReviewItem)
@@ -448,8 +546,13 @@ def reject(*, session: Session, actor: Actor, item_id: int, reason: str = "") ->
     session.add(item)
     already = session.exec(select(Strike).where(Strike.review_item_id == item.id)).first()
     if already is None:
-        _strike(session, sender_id=item.sender_id, item_id=item.id, reason="消息经复核被拒绝",
-                actor_id=actor.user_id)
+        _strike(
+            session,
+            sender_id=item.sender_id,
+            item_id=item.id,
+            reason="消息经复核被拒绝",
+            actor_id=actor.user_id,
+        )
     session.commit()
     session.refresh(item)
     return item
@@ -467,8 +570,14 @@ def edit_and_approve(
         raise Invalid("修改后的内容仍会被拦截", hint="；".join(check.reasons[:3]) or "请再修改")
     _decide(session, item, actor, "approved", reason)
     item.final_text = check.redacted
-    _audit(session, item_id=item.id, actor_id=actor.user_id, action="edit_approve", reason=reason,
-           details={"edited_text": check.redacted})
+    _audit(
+        session,
+        item_id=item.id,
+        actor_id=actor.user_id,
+        action="edit_approve",
+        reason=reason,
+        details={"edited_text": check.redacted},
+    )
     session.add(item)
     _release(session, item)
     session.commit()
@@ -547,8 +656,13 @@ def resolve_appeal(
     a.resolved_at = utcnow()
     a.resolution_reason = reason
     session.add(a)
-    _audit(session, item_id=a.review_item_id, actor_id=actor.user_id,
-           action="appeal_upheld" if upheld else "appeal_denied", reason=reason)
+    _audit(
+        session,
+        item_id=a.review_item_id,
+        actor_id=actor.user_id,
+        action="appeal_upheld" if upheld else "appeal_denied",
+        reason=reason,
+    )
     if upheld:
         item = get(session=session, item_id=a.review_item_id)
         _decide(session, item, actor, "approved", reason or "申诉成立")
@@ -567,7 +681,11 @@ def get_audit(
     *, session: Session, item_id: int | None = None, actor_id: str | None = None, limit: int = 100
 ) -> list[ModerationDecision]:
     """Audit-log entries, newest first, optionally for one item or one actor."""
-    stmt = select(ModerationDecision).order_by(col(ModerationDecision.id).desc()).limit(min(limit, 1000))
+    stmt = (
+        select(ModerationDecision)
+        .order_by(col(ModerationDecision.id).desc())
+        .limit(min(limit, 1000))
+    )
     if item_id is not None:
         stmt = stmt.where(ModerationDecision.review_item_id == item_id)
     if actor_id is not None:

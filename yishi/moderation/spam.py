@@ -20,7 +20,7 @@ STRONG_AD = re.compile(
     r"|刷单|返利|返现|无抵押|秒批|秒到账|低息|免息贷|贷款|网贷|套现|提额|代开(发票|票)|发票代开"
     r"|办假证|代办证件|假证|刻章|代孕|黑卡|高回报|稳赚|保本高息|包赚|翻倍|一本万利|引流|加粉|涨粉"
     r"|不用本人|无需本人|本人不用到场|包过|包下证|转发.{0,10}(群|朋友圈|好友).{0,8}(送|领|得|免费)"
-    r"|集赞.{0,6}(送|领)"
+    r"|集赞.{0,6}(送|领)|高价回收|回收.{0,4}(购物卡|加油卡|话费卡|礼品卡|购物券|茅台)|当天结"
     r"|代理加盟|招代理|诚招|招商加盟|零成本|免费领取|免费送|扫码领|扫码(进|加)群|进群领"
     r"|减肥药|瘦身|增高|丰胸|壮阳|伟哥|私彩"
 )
@@ -36,6 +36,7 @@ FRAUD = re.compile(
     r"|中奖了|恭喜(您|你).{0,6}(中奖|获得)|领取奖品|快递(丢失|理赔).{0,6}(赔|退)"
     r"|(医保|社保|养老金)卡?(异常|停用|冻结)|账户(异常|冻结)|帮忙(转|打)(点|些)?钱"
     r"|急用钱.{0,6}(转|借)|投资(群|导师|老师带)|内幕消息|带你(赚|投资|炒股|抓)"
+    r"|(身份证|银行卡|验证码|密码|卡号|cvv).{0,12}(发给我|告诉我|发我|拍给我|报给我)"
     r"|荐股|抓涨停|牛股|涨停板|稳赚不赔|vip群|会员群.{0,4}免费|信用卡.{0,6}(提现|套现|代还)"
     r"|黑户.{0,4}(也能|也可|可|能)(下|贷|办|借)|不看征信|无视征信|当天(到账|下款)|秒下款|(个人|我的?)收款码"
     r"|转(到|给|入)我(个人|私人)|(免费)?领取价值\d+|价值\d+元.{0,6}(免费|领取|送)"
@@ -93,12 +94,16 @@ def detect(norm: Normalised) -> list[Signal]:
     elif contact and url:
         ad_score = max(ad_score, 0.55)
         reasons.append("联系方式加链接")
-    if ad_score >= 0.5:
+    if ad_score >= 0.3:  # the policy decides; communities may review lower scores
         span = cue or contact_c or (weak and WEAK_AD.search(text)) or None
         start, end = _orig_span(norm, span)
         signals.append(
             Signal(
-                category="spam_ad", score=ad_score * damp, start=start, end=end, source="spam",
+                category="spam_ad",
+                score=ad_score * damp,
+                start=start,
+                end=end,
+                source="spam",
                 reason="；".join(reasons),
             )
         )
@@ -107,22 +112,30 @@ def detect(norm: Normalised) -> list[Signal]:
         if strong or gamble:
             ad_signal = [x for x in signals if x.category == "spam_ad"]
             if not ad_signal:
-                signals.append(Signal(category="spam_ad", score=0.85 * damp, source="spam",
-                                      reason="诈骗类推广"))
+                signals.append(
+                    Signal(
+                        category="spam_ad", score=0.85 * damp, source="spam", reason="诈骗类推广"
+                    )
+                )
         if contact or url:
             score = min(0.98, score + 0.05)
         start, end = norm.compact.span(*fraud.span())
         signals.append(
             Signal(
-                category="fraud", score=score, start=start, end=end, source="spam",
+                category="fraud",
+                score=score,
+                start=start,
+                end=end,
+                source="spam",
                 reason=f"疑似诈骗：{fraud.group(0)}",
             )
         )
     if url and not warning and ad_score < 0.5 and not fraud and _shortener(url.group(0), light):
         start, end = norm.light.span(*url.span())
         signals.append(
-            Signal(category="spam_ad", score=0.55, start=start, end=end, source="spam",
-                   reason="短链接")
+            Signal(
+                category="spam_ad", score=0.55, start=start, end=end, source="spam", reason="短链接"
+            )
         )
     return signals
 

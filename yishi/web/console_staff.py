@@ -17,7 +17,7 @@ from yishi.core.deps import SessionDep
 from yishi.core.errors import Invalid, YishiError
 from yishi.core.models import Role
 from yishi.deliberation import flows, issues, proposals, responsibility, summaries, threads
-from yishi.deliberation.models import SummaryRecord
+from yishi.deliberation.models import Issue, SummaryRecord
 from yishi.deliberation.schemas import STATUS_LABELS, ThreadSummary
 from yishi.web.console_session import (
     CONSOLE_PATH,
@@ -42,7 +42,27 @@ EVENT_LABELS = {
     "overdue": "超期提醒",
 }
 THREAD_STATUS_LABELS = {"open": "讨论中", "closed": "已结束"}
-VOTE_LABELS = {"agree": "同意", "disagree": "反对", "pass": "跳过"}
+COUNT_LABELS = {
+    "label": "表决规则",
+    "article": "依据（民法典第二百七十八条）",
+    "voted": "参与人数",
+    "agree": "同意",
+    "disagree": "反对",
+    "abstain": "弃权",
+    "total_area": "专有部分总面积（㎡）",
+    "total_owners": "业主总人数",
+    "voted_area": "参与表决面积（㎡）",
+    "voted_owners": "参与表决人数",
+    "agree_area": "同意面积（㎡）",
+    "agree_owners": "同意人数",
+    "majority": "通过门槛",
+    "quorum_area": "参与面积达三分之二",
+    "quorum_owners": "参与人数达三分之二",
+    "agreed_area": "同意面积达门槛",
+    "agreed_owners": "同意人数达门槛",
+    "passed": "结果",
+}
+MAJORITY_LABELS = {"half": "过半数", "two_thirds": "三分之二以上", "three_quarters": "四分之三以上"}
 
 
 def _issue_filters(party: str, status: str, building: str, category: str, overdue: str
@@ -54,6 +74,16 @@ def _issue_filters(party: str, status: str, building: str, category: str, overdu
         "category": category if category in responsibility.CATEGORY_LABELS else "",
         "overdue": overdue if overdue in ("yes", "no") else "",
     }
+
+
+def _parties(session: Any, *extra: str) -> list[str]:
+    """Parties from the responsibility list, plus any that issues were assigned to by hand."""
+    listed = {e.party for e in responsibility.get_list(session=session).values()}
+    assigned = session.exec(
+        select(Issue.responsible_party).where(col(Issue.responsible_party).is_not(None))
+        .distinct()
+    ).all()
+    return sorted(listed | {p for p in assigned if p} | {p for p in extra if p})
 
 
 @router.get(f"{CONSOLE_PATH}/issues", response_class=HTMLResponse)
@@ -79,7 +109,6 @@ def issue_board(
         overdue={"yes": True, "no": False}.get(f["overdue"]),
     )
     now = utcnow()
-    parties = sorted({e.party for e in responsibility.get_list(session=session).values()})
     return render(
         request,
         "console/issues.html",
@@ -87,7 +116,7 @@ def issue_board(
             "issues": rows,
             "overdue": {i.id: issues.is_overdue(i, now) for i in rows},
             "filters": f,
-            "parties": parties,
+            "parties": _parties(session, f["party"]),
             "statuses": STATUS_LABELS,
             "categories": responsibility.CATEGORY_LABELS,
             "urgencies": URGENCY_LABELS,
@@ -103,7 +132,7 @@ def issue_detail(
     issue = issues.get_issue(session=session, actor=actor, issue_id=issue_id)
     timeline = issues.get_timeline(session=session, actor=actor, issue_id=issue_id)
     allowed = sorted(issues.ALLOWED_TRANSITIONS.get(issues.IssueStatus(issue.status), set()))
-    parties = sorted({e.party for e in responsibility.get_list(session=session).values()})
+    parties = _parties(session)
     return render(
         request,
         "console/issue_detail.html",
@@ -401,6 +430,8 @@ def proposal_detail(
             "updates": proposals.get_updates(session=session, proposal_id=proposal_id),
             "allowed": [str(s) for s in allowed],
             "count": count,
+            "count_labels": COUNT_LABELS,
+            "majorities": MAJORITY_LABELS,
             "statuses": proposals.STATUS_LABELS,
             "types": proposals.PROPOSAL_TYPES,
         },

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -10,6 +11,8 @@ from yishi.bot.channels.crypto import timestamp_fresh as _fresh
 from yishi.bot.channels.xmlparse import open_encrypted, parse_xml, render_text_reply, to_incoming
 from yishi.bot.schemas import IncomingMessage
 from yishi.core.config import Settings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,9 @@ class OfficialAccount:
         crypto = None
         if keys and settings.wechat_app_id:
             crypto = MessageCrypto(token=token, aes_keys=keys, receive_id=settings.wechat_app_id)
+        elif keys:
+            log.warning("YISHI_WECHAT_AES_KEY is set but YISHI_WECHAT_APP_ID is not: "
+                        "encrypted messages will be refused until the AppID is set")
         return cls(
             token=token,
             crypto=crypto,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 
 from yishi.bot.channels.crypto import MessageCrypto, MessageMalformed, SignatureInvalid
@@ -9,6 +10,8 @@ from yishi.bot.channels.crypto import timestamp_fresh as _fresh
 from yishi.bot.channels.wechat_mp import Opened
 from yishi.bot.channels.xmlparse import open_encrypted, render_text_reply, to_incoming
 from yishi.core.config import Settings
+
+log = logging.getLogger(__name__)
 
 
 class WeComApp:
@@ -27,6 +30,8 @@ class WeComApp:
         if settings.wecom_token is None or settings.wecom_aes_key is None:
             return None
         if not settings.wecom_corp_id:
+            log.warning("YISHI_WECOM_TOKEN / AES_KEY are set but YISHI_WECOM_CORP_ID is not: "
+                        "the WeCom callback stays off until the CorpID is set")
             return None
         keys = [
             k.get_secret_value()
@@ -51,6 +56,8 @@ class WeComApp:
     def verify_url(self, *, msg_signature: str, timestamp: str, nonce: str, echostr: str,
                    now: float) -> str:
         """The GET URL check: the decrypted `echostr` when signature and CorpID are right."""
+        # base64 has no spaces: a "+" sent without URL-encoding arrives as " ".
+        echostr = echostr.replace(" ", "+")
         if not self.crypto.verify(msg_signature, timestamp, nonce, echostr):
             raise SignatureInvalid("msg_signature does not match")
         self._check_time(timestamp, now)

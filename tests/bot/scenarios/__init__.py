@@ -1,0 +1,1 @@
+"""Scenario conversations for the bot engines and their shared test support."""
