@@ -92,7 +92,7 @@ class AgentEngine:
             )
         except Exception:
             log.exception("could not record memory for %s", actor.user_id)
-            session.rollback()
+            memory_service.recover(session)
         return EngineReply(reply=reply, intent=intent, actions=ctx.actions,
                            citations=_cited(ctx.citations, reply), engine="llm")
 
@@ -164,7 +164,7 @@ class AgentEngine:
         done = [a for a in ctx.actions if a.get("type") in SIDE_EFFECTS]
         if not done:
             try:
-                session.rollback()
+                memory_service.recover(session)
             except Exception:
                 log.exception("rollback failed")
             return self.fallback.respond(session=session, actor=actor, text=text,
@@ -180,7 +180,7 @@ class AgentEngine:
                                            engine="offline", message_ref=message_ref,
                                            settings=self.settings)
         except Exception:
-            session.rollback()
+            memory_service.recover(session)
         return EngineReply(reply=reply, intent=intent, actions=[*ctx.actions, note],
                            citations=ctx.citations, engine="offline")
 

@@ -183,3 +183,10 @@ def get_open_handoffs(*, session: Session) -> list[Handoff]:
     return list(session.exec(
         select(Handoff).where(Handoff.resolved == False).order_by(col(Handoff.id))  # noqa: E712
     ))
+
+
+def recover(session: Session) -> None:
+    """Make a session usable after an error: roll back only if a failed flush left it inactive,
+    so the caller's own pending changes (e.g. the pipeline's inbound row) survive other errors."""
+    if not session.is_active:
+        session.rollback()

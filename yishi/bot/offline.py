@@ -92,7 +92,7 @@ class OfflineEngine:
             reply = self._dispatch(session, actor, text, mem, turn, message_ref)
         except Exception as exc:  # never silence: any failure becomes a hand-off
             log.exception("offline engine failed for %s", actor.user_id)
-            session.rollback()
+            memory_service.recover(session)
             reply = self._handoff(session, actor, text, turn, message_ref,
                                   reason=f"系统错误：{type(exc).__name__}")
         reply = finalise_reply(reply)
@@ -106,7 +106,7 @@ class OfflineEngine:
                 )
         except Exception:  # memory is best effort; the reply still goes out
             log.exception("could not record memory for %s", actor.user_id)
-            session.rollback()
+            memory_service.recover(session)
         return EngineReply(reply=reply, intent=turn.intent, actions=turn.actions,
                            citations=turn.citations, engine="offline")
 
@@ -317,6 +317,7 @@ class OfflineEngine:
             return "目前没有正在讨论的议题。有想法可以直接告诉我，我会转给社区。"
         lines = ["正在讨论的议题："]
         for thread in threads[:5]:
+            assert thread.id is not None
             lines.append(f"议题{thread.id}：{thread.title}——{thread.question}")
             statements = deliberation_service.get_statements(session=session,
                                                              thread_id=thread.id)
@@ -365,12 +366,10 @@ class OfflineEngine:
             turn.actions.append({"type": "post_failed", "thread_id": thread_id})
             return _error_text(exc)
         statement_id = None
-        try:
-            statement = deliberation_service.threads.statement_for_message(  # type: ignore[attr-defined]
-                session=session, message_id=message.id)
+        lookup = getattr(deliberation_service, "statement_for_message", None)
+        if lookup is not None and message.id is not None:  # not in the contract: use if exported
+            statement = lookup(session=session, message_id=message.id)
             statement_id = statement.id if statement is not None else None
-        except Exception:
-            statement_id = None
         turn.actions.append({"type": "post_to_thread", "thread_id": thread_id,
                              "message_id": message.id, "statement_id": statement_id})
         extra = f"，其他居民可以对观点{statement_id}投票" if statement_id else ""
@@ -436,7 +435,7 @@ class OfflineEngine:
             handoff_id = int(row.id or 0)
         except Exception:
             log.exception("could not record hand-off")
-            session.rollback()
+            memory_service.recover(session)
         turn.actions.append({"type": "handoff", "handoff_id": handoff_id, "reason": reason})
         if not announce:
             return str(handoff_id)

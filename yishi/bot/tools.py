@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlmodel import Session
 
+from yishi.bot import memory as memory_service
 from yishi.bot.intents import normalise
 from yishi.bot.prompts import TOOL_RESULT_NOTE
 from yishi.bot.text import citation_dicts, format_citation
@@ -165,6 +166,7 @@ def _list_threads(ctx: ToolContext, _args: NoArgs) -> Any:
     ctx.actions.append({"type": "list_threads", "count": len(threads)})
     out = []
     for t in threads[:5]:
+        assert t.id is not None
         statements = deliberation_service.get_statements(session=ctx.session, thread_id=t.id)
         out.append({"thread_id": t.id, "title": t.title, "question": t.question,
                     "statements": [{"statement_id": s.id, "text": s.text} for s in statements[:8]]})
@@ -217,8 +219,6 @@ def _summarise(ctx: ToolContext, args: SummariseArgs) -> Any:
 
 
 def _escalate(ctx: ToolContext, args: EscalateArgs) -> Any:
-    from yishi.bot import memory as memory_service
-
     row = memory_service.record_handoff(
         session=ctx.session, user_id=ctx.actor.user_id, channel=ctx.actor.channel,
         reason=args.reason, text=ctx.user_text, message_ref=ctx.message_ref,
@@ -288,7 +288,7 @@ def run_tool(ctx: ToolContext, name: str, raw_args: Any) -> str:
         return _data({"error": exc.message, "hint": exc.hint})
     except Exception as exc:
         log.exception("tool %s failed", name)
-        ctx.session.rollback()
+        memory_service.recover(ctx.session)
         ctx.actions.append({"type": "tool_error", "tool": name, "error": type(exc).__name__})
         return _data({"error": "该功能暂时不可用，可建议用户转人工"})
     return _data(result)

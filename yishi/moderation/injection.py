@@ -69,7 +69,8 @@ def detect(norm: Normalised) -> list[Signal]:
     text = norm.compact.text
     if len(text) < 4:
         return []
-    dense, dense_offs = _dense(norm)
+    needs_dense = any(c in norm.light.text for c in _PUNCT_CUES)
+    dense, dense_offs = _dense(norm) if needs_dense else ("", ())
     signals: list[Signal] = []
     for pattern, score, label in (
         (OVERRIDE, 0.92, "试图覆盖系统指令"),
@@ -80,23 +81,27 @@ def detect(norm: Normalised) -> list[Signal]:
         m = pattern.search(text)
         if m and m.end() > m.start():
             start, end = norm.compact.span(*m.span())
-        else:
+        elif needs_dense:
             m = pattern.search(dense)  # the same text with punctuation kept (SYSTEM:, <!--)
             if not m or m.end() <= m.start():
                 continue
             start, end = dense_offs[m.start()], dense_offs[m.end() - 1] + 1
-        if m:
-            signals.append(
-                Signal(
-                    category="prompt_injection",
-                    score=score,
-                    start=start,
-                    end=end,
-                    source="injection",
-                    reason=f"{label}：{m.group(0)}",
-                )
+        else:
+            continue
+        signals.append(
+            Signal(
+                category="prompt_injection",
+                score=score,
+                start=start,
+                end=end,
+                source="injection",
+                reason=f"{label}：{m.group(0)}",
             )
+        )
     return signals
+
+
+_PUNCT_CUES = ":：<[#=-"
 
 
 def _dense(norm: Normalised) -> tuple[str, tuple[int, ...]]:

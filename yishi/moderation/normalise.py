@@ -167,6 +167,12 @@ def _compact_keep(ch: str) -> str:
     return ""
 
 
+# Plain dicts in the hot loops: a dict lookup is cheaper than an lru_cache call.
+_LIGHT_CACHE: dict[str, str] = {}
+_KEEP_CACHE: dict[str, str] = {}
+_PINYIN_CACHE: dict[str, str] = {}
+
+
 @dataclass(frozen=True)
 class View:
     """One normalised view of a text and the original index of each of its chars."""
@@ -216,6 +222,7 @@ def normalise(text: str) -> Normalised:
     """Build the light, compact and pinyin views of `text` with offsets into `text`."""
     light_chars: list[str] = []
     light_offs: list[int] = []
+    light_cache = _LIGHT_CACHE
     for i, ch in enumerate(text):
         if ch.isascii():
             if ch.isalnum() or ch in " \n\t":
@@ -227,7 +234,11 @@ def normalise(text: str) -> Normalised:
             light_chars.append(ch)
             light_offs.append(i)
             continue
-        out = _light_char(ch)
+        out = light_cache.get(ch)
+        if out is None:
+            out = _light_char(ch)
+            if len(light_cache) < 100_000:
+                light_cache[ch] = out
         for c in out:
             light_chars.append(c)
             light_offs.append(i)
@@ -235,8 +246,13 @@ def normalise(text: str) -> Normalised:
 
     comp_chars: list[str] = []
     comp_offs: list[int] = []
+    keep_cache = _KEEP_CACHE
     for c, off in zip(light_chars, light_offs, strict=True):
-        k = _compact_keep(c)
+        k = keep_cache.get(c)
+        if k is None:
+            k = _compact_keep(c)
+            if len(keep_cache) < 100_000:
+                keep_cache[c] = k
         if not k:
             continue
         if comp_chars:
@@ -272,7 +288,11 @@ def _pinyin_view(chars: list[str], offs: list[int]) -> PinyinView:
         if in_ascii:
             ends.add(pos)
         in_ascii = False
-        syl = char_pinyin(c) if _is_han(c) else ""
+        syl = _PINYIN_CACHE.get(c)
+        if syl is None:
+            syl = char_pinyin(c) if _is_han(c) else ""
+            if len(_PINYIN_CACHE) < 100_000:
+                _PINYIN_CACHE[c] = syl
         if not syl:
             syl = "#"  # a char without pinyin breaks matches
         starts.add(pos)

@@ -1,0 +1,135 @@
+"""Engine benchmark: offline accuracy on the scenario set, offline turn latency (warm), and the
+agent's per-turn overhead over the bare LLM call against the local scripted server.
+
+Run: .venv/bin/python bench/bench_engine.py [--rounds 5] [--agent-turns 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def pct(values: list[float], q: float) -> float:
+    """The q-quantile (0..1) of `values`, nearest rank."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def ms(value: float) -> str:
+    return f"{value * 1000:.1f} ms"
+
+
+def bench_offline(rounds: int) -> None:
+    """Accuracy once, then latency over `rounds` passes of the scenario set (first pass warms)."""
+    import pytest
+
+    from tests.bot.scenarios.support import install_fake_knowledge, run_scenarios
+    from yishi.core.config import get_settings
+
+    patch = pytest.MonkeyPatch()
+    install_fake_knowledge(patch)
+    settings = get_settings()
+    score = run_scenarios(settings, "memory")
+    print(f"scenarios: {score.conversations} conversations, {score.intent_total} turns")
+    print(f"  intent accuracy  {score.intent_accuracy:.3f} ({score.intent_ok}/{score.intent_total})")
+    print(f"  field accuracy   {score.field_accuracy:.3f} ({score.field_ok}/{score.field_total})")
+    print(f"  action accuracy  {score.action_accuracy:.3f} ({score.action_ok}/{score.action_total})")
+    for failure in score.failures:
+        print(f"    miss: {failure}")
+    timings: list[float] = []
+    for _ in range(rounds):
+        run_scenarios(settings, "memory", timings=timings)
+    print(f"offline turn latency, warm, in-memory SQLite ({len(timings)} turns): "
+          f"p50 {ms(pct(timings, 0.5))}, p95 {ms(pct(timings, 0.95))}, max {ms(max(timings))}")
+    file_timings: list[float] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        run_scenarios(settings, f"sqlite:///{tmp}/bench", timings=file_timings)
+    print(f"offline turn latency, SQLite file (WAL) ({len(file_timings)} turns): "
+          f"p50 {ms(pct(file_timings, 0.5))}, p95 {ms(pct(file_timings, 0.95))}")
+    patch.undo()
+
+
+def bench_agent(turns: int) -> None:
+    """Agent turn vs the bare streamed model call, same scripted server and reply."""
+    import pytest
+    from langchain_core.messages import HumanMessage
+    from sqlmodel import Session
+
+    from tests.bot.scenarios.support import RESIDENT, install_fake_knowledge
+    from tests.fakes.openai_server import FakeOpenAIServer, text, tool_call
+    from yishi.bot.agent import AgentEngine
+    from yishi.core.config import get_settings
+    from yishi.core.db import create_all, make_engine
+    from yishi.core.llm import build_chat_model
+
+    patch = pytest.MonkeyPatch()
+    install_fake_knowledge(patch)
+    with FakeOpenAIServer() as llm, tempfile.TemporaryDirectory() as tmp:
+        settings = get_settings().model_copy(update={
+            "llm_base_url": llm.base_url, "llm_model": "fake-model", "llm_timeout": 5.0,
+            "llm_max_retries": 0})
+        engine = make_engine(f"sqlite:///{tmp}/agent.db")
+        create_all(engine)
+        agent = AgentEngine(settings)
+        bare = build_chat_model(settings)
+        with Session(engine, expire_on_commit=False) as session:
+            for _ in range(5):  # warm both paths
+                llm.enqueue(text("您好，请问有什么可以帮您？"), text("您好"))
+                agent.respond(session=session, actor=RESIDENT, text="你好")
+                list(bare.stream([HumanMessage("你好")]))
+            raw: list[float] = []
+            full: list[float] = []
+            for i in range(turns):
+                llm.enqueue(text("您好，请问有什么可以帮您？"))
+                started = time.perf_counter()
+                list(bare.stream([HumanMessage("你好")]))
+                raw.append(time.perf_counter() - started)
+                llm.enqueue(text("您好，请问有什么可以帮您？"))
+                started = time.perf_counter()
+                agent.respond(session=session, actor=RESIDENT, text=f"你好{i}")
+                full.append(time.perf_counter() - started)
+            tool_turns: list[float] = []
+            for _ in range(max(turns // 4, 10)):
+                llm.enqueue(tool_call("search_knowledge", {"query": "加装电梯"}),
+                            text("根据《示例社区管理规约》第八条，需表决。"))
+                started = time.perf_counter()
+                agent.respond(session=session, actor=RESIDENT, text="加装电梯怎么表决？")
+                tool_turns.append(time.perf_counter() - started)
+        engine.dispose()
+    overhead = [f - r for f, r in zip(full, raw, strict=True)]
+    print(f"agent vs bare model call, scripted server ({turns} turns, history of 8 turns):")
+    print(f"  bare streamed call  p50 {ms(pct(raw, 0.5))}, p95 {ms(pct(raw, 0.95))}")
+    print(f"  agent turn          p50 {ms(pct(full, 0.5))}, p95 {ms(pct(full, 0.95))}")
+    print(f"  agent overhead      p50 {ms(statistics.median(overhead))}, "
+          f"p95 {ms(pct(overhead, 0.95))}  (memory load/store, prompt, tool binding, guards)")
+    print(f"  turn with one tool call (2 model calls + search): p50 {ms(pct(tool_turns, 0.5))}, "
+          f"p95 {ms(pct(tool_turns, 0.95))}")
+    patch.undo()
+
+
+def main() -> None:
+    """Print every figure."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=5, help="latency passes over the scenarios")
+    parser.add_argument("--agent-turns", type=int, default=200)
+    args = parser.parse_args()
+    tmp = tempfile.mkdtemp(prefix="yishi-bench-")
+    os.environ["YISHI_DATA_DIR"] = tmp
+    os.environ.setdefault("YISHI_ENVIRONMENT", "bench")
+    for key in ("YISHI_LLM_BASE_URL", "YISHI_LLM_MODEL", "YISHI_DATABASE_URL"):
+        os.environ.pop(key, None)
+    bench_offline(args.rounds)
+    bench_agent(args.agent_turns)
+
+
+if __name__ == "__main__":
+    main()
