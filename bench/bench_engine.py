@@ -40,9 +40,12 @@ def bench_offline(rounds: int) -> None:
     settings = get_settings()
     score = run_scenarios(settings, "memory")
     print(f"scenarios: {score.conversations} conversations, {score.intent_total} turns")
-    print(f"  intent accuracy  {score.intent_accuracy:.3f} ({score.intent_ok}/{score.intent_total})")
-    print(f"  field accuracy   {score.field_accuracy:.3f} ({score.field_ok}/{score.field_total})")
-    print(f"  action accuracy  {score.action_accuracy:.3f} ({score.action_ok}/{score.action_total})")
+    for name, value, ok, total in (
+        ("intent", score.intent_accuracy, score.intent_ok, score.intent_total),
+        ("field", score.field_accuracy, score.field_ok, score.field_total),
+        ("action", score.action_accuracy, score.action_ok, score.action_total),
+    ):
+        print(f"  {name:<7} accuracy  {value:.3f} ({ok}/{total})")
     for failure in score.failures:
         print(f"    miss: {failure}")
     timings: list[float] = []
@@ -56,6 +59,26 @@ def bench_offline(rounds: int) -> None:
     print(f"offline turn latency, SQLite file (WAL) ({len(file_timings)} turns): "
           f"p50 {ms(pct(file_timings, 0.5))}, p95 {ms(pct(file_timings, 0.95))}")
     patch.undo()
+
+
+def bench_injection() -> None:
+    """The engines' own injection guard on the shared moderation dev set (measurement only)."""
+    import json
+
+    from yishi.bot.intents import injection_signals
+
+    shared = Path(os.environ.get("YISHI_SHARED_DIR", REPO.parent / "shared"))
+    path = shared / "eval" / "moderation_dev.jsonl"
+    if not path.exists():
+        print(f"injection guard: {path} not found, skipped")
+        return
+    rows = [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
+    attacks = [r for r in rows if "prompt_injection" in r.get("categories", [])]
+    others = [r for r in rows if "prompt_injection" not in r.get("categories", [])]
+    caught = sum(bool(injection_signals(r["text"])) for r in attacks)
+    false = sum(bool(injection_signals(r["text"])) for r in others)
+    print(f"injection guard (engine-side, before any tool): caught {caught}/{len(attacks)} "
+          f"prompt_injection items, flagged {false}/{len(others)} other items")
 
 
 def bench_agent(turns: int) -> None:
@@ -128,6 +151,7 @@ def main() -> None:
     for key in ("YISHI_LLM_BASE_URL", "YISHI_LLM_MODEL", "YISHI_DATABASE_URL"):
         os.environ.pop(key, None)
     bench_offline(args.rounds)
+    bench_injection()
     bench_agent(args.agent_turns)
 
 

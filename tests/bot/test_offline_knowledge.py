@@ -83,5 +83,5 @@ def test_agent_search_tool_uses_the_real_index(
                                               text="楼道灯坏了物业多久要修好？")
         assert reply.engine == "llm"
         assert {"source": "议事规约.md", "article": "第二条"} in reply.citations
-        tool_msg = [m for m in llm.history[1]["messages"] if m["role"] == "tool"][0]
+        tool_msg = next(m for m in llm.history[1]["messages"] if m["role"] == "tool")
         assert "两日内修复" in tool_msg["content"]

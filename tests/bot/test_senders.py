@@ -261,3 +261,21 @@ def test_build_senders_from_settings(tmp_path: Path, wx: FakeWeChatServer) -> No
     assert len(wx.sent(CUSTOM_SEND)) == len(wx.sent(WECOM_SEND)) == len(wx.sent(ROBOT)) == 1
     assert build_senders(Settings(data_dir=tmp_path, redis_url=None, wechat_app_id=None,
                                   wecom_corp_id=None, wecom_robot_webhook_url=None)) == {}
+
+
+def test_secrets_never_reach_the_logs(
+    wx: FakeWeChatServer, mp: MpCustomerServiceSender, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    with caplog.at_level(logging.DEBUG):
+        mp.send_text(to_user="o1", text="你好")
+        RobotWebhookSender(webhook_url=wx.robot_url, limiter=LocalRateLimiter()).send_text(
+            text="群消息"
+        )
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "/cgi-bin/token" in logged  # httpx did log the token fetch ...
+    assert wx.app_secret not in logged  # ... without the secret
+    assert wx.robot_key not in logged
+    assert not any(token in logged for token in wx.valid_tokens)
+    assert "access_token=***" in logged

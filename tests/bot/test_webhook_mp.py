@@ -306,7 +306,6 @@ def test_passive_reply_plaintext_and_success_when_not_ready(
 def vector_client(tmp_path: Path) -> Iterator[TestClient]:
     settings = make_settings(tmp_path, wechat_token="123456", wechat_aes_key_previous=None)
     with make_client(settings) as c:
-        c.app.state.settings = settings  # type: ignore[attr-defined]
         yield c
     set_clock(None)
 
@@ -392,3 +391,37 @@ def test_ciphers_are_built_once_not_per_request(
     for query, body in requests:
         assert client.post("/wechat/mp", params=query, content=body).status_code == 200
     assert built == 1
+
+
+def test_webhook_to_reply_end_to_end_once_despite_retries(
+    yishi_env: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """WeChat POSTs (safe mode) three times → one stored message → one customer-service send."""
+    from tests.fakes.wechat_server import CUSTOM_SEND, FakeWeChatServer
+    from tests.fakes.wechat_server import TOKEN as TOKEN_FETCH
+    from yishi.api import create_app
+    from yishi.core.config import get_settings
+
+    with FakeWeChatServer(app_id=APP_ID) as wx:
+        env = {"YISHI_WECHAT_TOKEN": TOKEN, "YISHI_WECHAT_AES_KEY": AES_KEY,
+               "YISHI_WECHAT_APP_ID": APP_ID, "YISHI_WECHAT_APP_SECRET": wx.app_secret,
+               "YISHI_WECHAT_API_BASE_URL": wx.base_url, "YISHI_JOBS_IMMEDIATE": "true",
+               "YISHI_LOAD_SAMPLE_KNOWLEDGE": "false"}
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        get_settings.cache_clear()
+        pipeline.reset_caches()
+        settings = get_settings()
+        app = create_app(settings, run_worker=False, warm_knowledge=False)
+        with TestClient(app) as c:
+            query, body = signer.encrypted(
+                text_xml(sender="oE2E", content="帮助", msg_id="7001"), now()
+            )
+            for _ in range(3):  # the original and WeChat's two retries
+                r = c.post("/wechat/mp", params=query, content=body)
+                assert r.status_code == 200 and r.text == "success"
+        sends = wx.sent(CUSTOM_SEND)
+        assert len(sends) == 1
+        assert sends[0]["touser"] == "oE2E" and sends[0]["text"]["content"]
+        assert len(wx.calls(TOKEN_FETCH)) == 1
+    assert len(stored(settings)) == 1

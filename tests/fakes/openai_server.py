@@ -6,6 +6,7 @@ request bodies it received."""
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 import uuid
@@ -109,8 +110,16 @@ class FakeOpenAIServer:
             def do_POST(self) -> None:
                 fake._handle(self)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                # Clients that time out or drop a kept-alive connection are part of the script.
+                error = sys.exc_info()[1]
+                if not isinstance(error, (ConnectionResetError, BrokenPipeError, TimeoutError)):
+                    super().handle_error(request, client_address)
+
+        self._server = Server(("127.0.0.1", 0), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
         return self

@@ -12,7 +12,6 @@ robot's 20 messages a minute, and can be scripted to answer errcodes (40001, 420
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 import time
@@ -258,7 +257,3 @@ def text_xml(
         f"<Content><![CDATA[{content}]]></Content><MsgId>{msg_id}</MsgId>{agent}</xml>"
     )
 
-
-def digest(text: str) -> str:
-    """A short stable id for test data."""
-    return hashlib.sha1(text.encode()).hexdigest()[:10]

@@ -21,3 +21,17 @@ def test_cold_test_macro_f1_of_the_shipped_classifier(shared_dir: Path) -> None:
         shared_dir / "eval" / "moderation" / "cold" / "test.csv", service.screen, pipeline=False
     )
     assert report["classifier"]["macro_f1"] >= 0.80
+
+
+def test_policy_corpus_passes_as_bot_replies(shared_dir: Path) -> None:
+    """Law text is what the bot quotes: it must never be withheld and rarely reviewed."""
+    paragraphs = [
+        line.strip()
+        for f in sorted((shared_dir / "corpus" / "policy").glob("*.md"))
+        for line in f.read_text(encoding="utf-8").splitlines()
+        if len(line.strip()) >= 10
+    ]
+    verdicts = [service.screen(p, context="reply") for p in paragraphs]
+    assert len(paragraphs) > 1000
+    assert sum(v.action == "block" for v in verdicts) == 0
+    assert sum(v.action == "review" for v in verdicts) / len(paragraphs) <= 0.01

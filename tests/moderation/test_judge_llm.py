@@ -15,7 +15,9 @@ BORDER = "你有毛病吧，半夜还在装修"
 
 def _settings(server: FakeOpenAIServer) -> Settings:
     return Settings(
-        llm_base_url=server.base_url, llm_model=server.model, llm_api_key=SecretStr("k"),
+        llm_base_url=server.base_url,
+        llm_model=server.model,
+        llm_api_key=SecretStr("k"),
         llm_timeout=1.0,
     )
 
@@ -28,7 +30,9 @@ def test_llm_judge_decides_the_borderline_band_only() -> None:
     with FakeOpenAIServer() as server:
         judge = adapters.build_judge(_settings(server))
         assert judge is not None
-        server.enqueue(text(json.dumps({"action": "allow", "categories": [], "reason": "抱怨噪音"})))
+        server.enqueue(
+            text(json.dumps({"action": "allow", "categories": [], "reason": "抱怨噪音"}))
+        )
         v = service.screen(BORDER, judge=judge)
         assert v.action == "allow"
         assert any("抱怨噪音" in r for r in v.reasons)

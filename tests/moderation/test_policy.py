@@ -1,4 +1,4 @@
-"""Per-community policy (thresholds, actions, allow-list, extra terms) and weak external lexicons."""
+"""Per-community policy (thresholds, actions, allow-list, extra terms) and weak lexicons."""
 
 from __future__ import annotations
 
@@ -24,14 +24,20 @@ def test_default_decision_bands() -> None:
 
 def test_separate_abusive_phrases_add_up_but_gatherings_do_not() -> None:
     pol = policy.Policy()
-    two = [Signal(category="insult", score=0.7, start=0, end=2),
-           Signal(category="insult", score=0.7, start=5, end=8)]
+    two = [
+        Signal(category="insult", score=0.7, start=0, end=2),
+        Signal(category="insult", score=0.7, start=5, end=8),
+    ]
     assert pol.decide(two)[0] == "block"
-    same = [Signal(category="insult", score=0.7, start=0, end=2),
-            Signal(category="insult", score=0.7, start=0, end=2)]
+    same = [
+        Signal(category="insult", score=0.7, start=0, end=2),
+        Signal(category="insult", score=0.7, start=0, end=2),
+    ]
     assert pol.decide(same)[0] == "review"
-    gather = [Signal(category="incitement", score=0.6, start=0, end=4),
-              Signal(category="incitement", score=0.6, start=6, end=9)]
+    gather = [
+        Signal(category="incitement", score=0.6, start=0, end=4),
+        Signal(category="incitement", score=0.6, start=6, end=9),
+    ]
     assert pol.decide(gather)[0] == "review"
 
 

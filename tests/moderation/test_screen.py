@@ -26,6 +26,10 @@ from yishi.moderation.schemas import Verdict
         "提醒大家：有人冒充物业打电话让转账，千万别信，已经报警了",
         "我的USB线丢了，谁捡到了",
         "请不要高空抛物，太危险了",
+        "形势逼迫我们尽快做决定，年底逼近了",
+        "我的mp3坏了，谁会修",
+        "寄件人写错了地址",
+        "地下分别设了两层车库",
     ],
 )
 def test_hard_negatives_are_allowed(text: str) -> None:
@@ -45,6 +49,7 @@ def test_hard_negatives_are_allowed(text: str) -> None:
         ("你就是个 sha bi", "insult"),  # spelled in pinyin
         ("楼上那个人是个沙比吧", "insult"),  # homophone
         ("nmsl，滚", "insult"),
+        ("mmp又停水", "insult"),
         ("你🐴死了，又停我车位", "insult"),  # emoji for 妈
         ("傻傻傻傻逼物业", "insult"),  # repeats
         ("he is a total a**hole", "insult"),  # masked English

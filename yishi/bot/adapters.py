@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import threading
 import time
 import uuid
@@ -90,6 +91,30 @@ def _check_result(data: Any) -> dict[str, Any]:
     return data
 
 
+_SECRET_PARAMS = re.compile(r"((?:secret|corpsecret|access_token|key)=)[^&\s\"']+")
+
+
+class RedactSecrets(logging.Filter):
+    """Masks secrets in logged URLs (httpx logs requests at INFO, urllib3 at DEBUG)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite the record's arguments with secret query values masked."""
+        if record.args:
+            args = record.args if isinstance(record.args, tuple) else (record.args,)
+            record.args = tuple(
+                _SECRET_PARAMS.sub(r"\1***", str(a)) if "=" in str(a) else a for a in args
+            )
+        return True
+
+
+def install_log_redaction() -> None:
+    """Add `RedactSecrets` (once) to the loggers that print request URLs: httpx, urllib3."""
+    for name in ("httpx", "urllib3.connectionpool"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactSecrets) for f in logger.filters):
+            logger.addFilter(RedactSecrets())
+
+
 def _http_get_json(http: httpx.Client, url: str, params: dict[str, str]) -> dict[str, Any]:
     try:
         response = http.get(url, params=params)
@@ -107,6 +132,7 @@ def token_fetcher(
     http: httpx.Client, url: str, params: dict[str, str]
 ) -> Callable[[], tuple[str, int]]:
     """A fetch function for `TokenCache`: GET `url` (the configured host) → (token, expires_in)."""
+    install_log_redaction()
 
     def fetch() -> tuple[str, int]:
         data = _http_get_json(http, url, params)
@@ -331,6 +357,7 @@ class RobotWebhookSender:
         max_wait_s: float = 0.0,
         timeout: float = 10.0,
     ) -> None:
+        install_log_redaction()
         self.webhook_url = webhook_url
         self.limiter = limiter
         self.max_wait_s = max_wait_s

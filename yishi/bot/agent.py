@@ -4,6 +4,7 @@ that falls back to the offline engine on any LLM error or timeout."""
 from __future__ import annotations
 
 import logging
+import re
 import time
 from typing import Any
 
@@ -11,8 +12,8 @@ from sqlmodel import Session
 
 from yishi.bot import memory as memory_service
 from yishi.bot.engine import EngineReply
-from yishi.bot.intents import classify
-from yishi.bot.offline import CATEGORY_LABELS, OfflineEngine
+from yishi.bot.intents import classify, injection_signals
+from yishi.bot.offline import CATEGORY_LABELS, INJECTION_REFUSAL, OfflineEngine
 from yishi.bot.prompts import MEMORY_FRAME, SYSTEM_PROMPT, system_prompt
 from yishi.bot.text import finalise_reply
 from yishi.bot.tools import ToolContext, openai_tool_schemas, run_tool
@@ -66,13 +67,19 @@ class AgentEngine:
             # Forgetting must not depend on a model's goodwill.
             return self.fallback.respond(session=session, actor=actor, text=text,
                                          message_ref=message_ref)
+        signals = injection_signals(text)
+        if signals:
+            # Refused before any model call: the model never sees the attempt, tools never run.
+            return self._refuse(session, actor, text, message_ref, signals)
         ctx = ToolContext(session=session, actor=actor, settings=self.settings, user_text=text,
-                          message_ref=message_ref)
+                          context_text=text, message_ref=message_ref)
         usage = Usage()
         started = time.perf_counter()
         try:
             mem = memory_service.load(session=session, user_id=actor.user_id,
                                       settings=self.settings)
+            recent = [t.text for t in mem.turns[-6:] if t.speaker == "user"]
+            ctx.context_text = "\n".join([*recent, text])
             reply = self._loop(ctx, mem, text, usage)
         except Exception as exc:
             return self._fall_back(session, actor, text, message_ref, ctx, usage, exc)
@@ -80,10 +87,16 @@ class AgentEngine:
         if _leaks_prompt(reply):
             ctx.actions.append({"type": "reply_replaced", "reason": "system_prompt_leak"})
             reply = _REFUSAL
+        unverified = _unverified_titles(reply, ctx.titles)
+        if unverified:
+            # Cited something no tool retrieved this turn: flag it for staff review.
+            ctx.actions.append({"type": "unverified_citation", "titles": unverified})
         intent = _intent_from(ctx.actions, routed.name if routed else "chat")
         ctx.actions.append({"type": "llm_usage", **usage.as_dict(),
                             "seconds": round(time.perf_counter() - started, 3)})
         try:
+            if mem.pending:  # an offline step left waiting is stale once the LLM has answered
+                memory_service.set_pending(session=session, user_id=actor.user_id, pending=None)
             memory_service.record_exchange(
                 session=session, user_id=actor.user_id, user_text=text, reply=reply,
                 intent=intent, engine="llm", message_ref=message_ref,
@@ -95,6 +108,18 @@ class AgentEngine:
             memory_service.recover(session)
         return EngineReply(reply=reply, intent=intent, actions=ctx.actions,
                            citations=_cited(ctx.citations, reply), engine="llm")
+
+    def _refuse(self, session: Session, actor: Actor, text: str, message_ref: str | None,
+                signals: list[str]) -> EngineReply:
+        try:
+            memory_service.record_exchange(
+                session=session, user_id=actor.user_id, user_text=text, reply=INJECTION_REFUSAL,
+                intent="chat", engine="llm", message_ref=message_ref, settings=self.settings)
+        except Exception:
+            log.exception("could not record memory for %s", actor.user_id)
+            memory_service.recover(session)
+        return EngineReply(reply=INJECTION_REFUSAL, intent="chat", engine="llm",
+                           actions=[{"type": "injection_refused", "signals": signals}])
 
     # ------------------------------------------------------------------ the loop
     def _messages(self, ctx: ToolContext, mem: memory_service.Memory, text: str) -> list[Any]:
@@ -204,6 +229,12 @@ def _cited(citations: list[dict[str, str]], reply: str) -> list[dict[str, str]]:
     named = [c for c in citations if c["source"] and (c["source"] in reply or
                                                       (c.get("article") or "~") in reply)]
     return named or citations
+
+
+def _unverified_titles(reply: str, retrieved: set[str]) -> list[str]:
+    """Titles the reply cites in 《》 that were not retrieved this turn."""
+    cited = {m.strip() for m in re.findall(r"《([^》]{2,60})》", reply)}
+    return sorted(t for t in cited if not any(t in r or r in t for r in retrieved))
 
 
 def _leaks_prompt(reply: str, window: int = 14) -> bool:

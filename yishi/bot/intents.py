@@ -266,6 +266,34 @@ def _any(t: str, words: tuple[str, ...]) -> bool:
     return any(w in t for w in words)
 
 
+# Attempts to steer the bot rather than talk to it: overriding its rules, extracting its prompt,
+# recasting its role, fake system/authority messages, notes addressed to the AI.
+_INJECTION = tuple(re.compile(p) for p in (
+    r"(忽略|无视|忘记|忘掉|绕过|不要管|别管).{0,8}(指令|指示|规则|设定|提示|要求|限制|约束|命令)",
+    r"(规则|指令|设定|限制)(已|都|全部|统统)?(作废|失效|取消|解除|无效)",
+    r"新(的)?(规则|指令|设定)[:：]",
+    r"(关闭|关掉|停用|解除|取消)(你的)?(过滤|审核|安全|限制|防护)",
+    r"(系统|初始|隐藏|内部)?提示词|系统提示|systemprompt|系统指令|你的(设定|指令|规则)是(什么|怎么)",
+    r"(原样|完整|逐字)(输出|打印|发|告诉|复述).{0,8}(规则|指令|设定|提示)",
+    r"你现在(是|扮演|作为|变成)|扮演|你(现在)?不(再)?是.{0,6}(助手|机器人|客服)",
+    r"(开发者|管理员|调试|上帝|越狱)模式|jailbreak|\bdan\b",
+    r"授权码|我是(这个|本)?(系统|机器人|平台)的?(开发者|管理员|工程师|作者)",
+    r"^(system|assistant|系统)[:：]|【系统(通知|消息|指令)?】|\[系统(通知|消息)?\]",
+    r"<!--|给ai的(话|指令)|致ai|toai[:：]|\bai[,，:：]请",
+    r"ignore(all|the|any)?(previous|prior|above)?(instructions|rules|prompts)",
+    r"disregard(your|all|the)?(guidelines|instructions|rules)",
+    r"(reveal|print|show|repeat)(me)?(your|the)(system)?(prompt|instructions)",
+    r"whatisyoursystemprompt|youarenow|actas(an?)?(admin|administrator|developer|system)",
+    r"moderationdisabled|label=allow",
+))
+
+
+def injection_signals(text: str) -> list[str]:
+    """The injection patterns a message matches (empty for ordinary messages)."""
+    t = normalise(text)
+    return [p.pattern[:24] for p in _INJECTION if p.search(t)]
+
+
 def parse_vote(text: str) -> tuple[str, int] | None:
     """'同意 3', '反对#12', '第3条 我同意', '跳过三' → (value, statement id)."""
     t = normalise(text).rstrip("。.!！")

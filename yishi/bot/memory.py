@@ -33,24 +33,19 @@ def _cutoff(settings: Settings) -> Any:
 
 
 def load(*, session: Session, user_id: str, settings: Settings | None = None) -> Memory:
-    """The user's memory within the retention window (expired turns are dropped on the way)."""
+    """The user's memory within the retention window (older rows are ignored here and deleted by
+    the next `record_exchange` or the periodic purge). Read-only."""
     settings = settings or get_settings()
     cutoff = _cutoff(settings)
-    session.exec(  # type: ignore[call-overload]
-        delete(ConversationTurn).where(
-            col(ConversationTurn.user_id) == user_id, col(ConversationTurn.created_at) < cutoff
-        )
-    )
     state = session.get(ConversationState, user_id)
     if state is not None and state.updated_at < cutoff:
-        session.delete(state)
         state = None
     limit = max(settings.memory_turns, 0) * 2
     turns: list[ConversationTurn] = []
     if limit:
         rows = session.exec(
             select(ConversationTurn)
-            .where(ConversationTurn.user_id == user_id)
+            .where(ConversationTurn.user_id == user_id, col(ConversationTurn.created_at) >= cutoff)
             .order_by(col(ConversationTurn.id).desc())
             .limit(limit)
         ).all()
@@ -94,6 +89,12 @@ def record_exchange(
 ) -> None:
     """Store a user message and the bot's reply; turns past the window fold into the summary."""
     settings = settings or get_settings()
+    cutoff = _cutoff(settings)
+    session.exec(  # type: ignore[call-overload]
+        delete(ConversationTurn).where(
+            col(ConversationTurn.user_id) == user_id, col(ConversationTurn.created_at) < cutoff
+        )
+    )
     session.add(ConversationTurn(
         user_id=user_id, speaker="user", text=user_text, intent=intent, message_ref=message_ref,
     ))
@@ -103,13 +104,16 @@ def record_exchange(
     ))
     session.flush()
     keep = max(settings.memory_turns, 0) * 2
-    rows = session.exec(
+    old = list(reversed(session.exec(
         select(ConversationTurn)
         .where(ConversationTurn.user_id == user_id)
         .order_by(col(ConversationTurn.id).desc())
-    ).all()
-    old = list(reversed(rows[keep:]))
+        .offset(keep)
+    ).all()))
     state = _state(session, user_id)
+    if state.updated_at < cutoff:  # an expired summary is not carried forward
+        state.summary = ""
+        state.pending = {}
     if old:
         state.summary = _fold(state.summary, old)
         for row in old:

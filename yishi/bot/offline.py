@@ -17,10 +17,11 @@ from yishi.bot.intents import (
     extract_category,
     extract_location,
     extract_urgency,
+    injection_signals,
     normalise,
     parse_thread_ref,
 )
-from yishi.bot.text import citation_dicts, finalise_reply, format_citation
+from yishi.bot.text import citation_dicts, finalise_reply, format_citation, local_time
 from yishi.core.auth import Actor
 from yishi.core.config import Settings
 from yishi.core.errors import YishiError
@@ -42,6 +43,10 @@ ASK_LOCATION = (
 CANCEL_WORDS = ("取消", "算了", "不用了", "不报了", "没事了", "不用")
 HANDOFF_TEXT = (
     "已为您转人工，工作人员会尽快联系您（编号 {id}）。如情况紧急，请直接拨打物业或社区电话。"
+)
+INJECTION_REFUSAL = (
+    "抱歉，我只能按社区的服务规则回答问题，不能更改设定或透露内部信息。"
+    "您可以问政策、反映问题（请带上位置）、查进度或参与议题讨论，回复“帮助”查看用法。"
 )
 NOT_UNDERSTOOD = (
     "抱歉，我没太明白您的意思。您可以直接提问政策、描述要反映的问题（请带上位置），"
@@ -115,6 +120,12 @@ class OfflineEngine:
         if not text:
             turn.intent = "chat"
             return "您好，请问有什么可以帮您？回复“帮助”查看我能做什么。"
+        signals = injection_signals(text)
+        if signals:
+            # Whatever else the message asks, it also tries to steer the bot: act on none of it.
+            turn.intent = "chat"
+            turn.actions.append({"type": "injection_refused", "signals": signals})
+            return INJECTION_REFUSAL
         intent = classify(text)
         pending = mem.pending or {}
         if pending and not (intent.name == "command" and intent.command in {"clear", "help",
@@ -144,10 +155,14 @@ class OfflineEngine:
             location = extract_location(text)
             if location is None and re.fullmatch(r"\d{3,4}(室|号)?", t):
                 location = t.rstrip("室号") + "室"
-            if location is not None and intent.name in {"report", "chat", "question", "status"}:
+            new_problem = (intent.name == "report" and intent.fields.category is not None
+                           and pending.get("category") not in (None, intent.fields.category))
+            # A place plus little else answers our question; a full question is a new topic.
+            answers = intent.name != "question" or len(t) - len(location or "") <= 8
+            if location is not None and answers and not new_problem:
                 turn.intent = "report"
                 original = str(pending.get("text", ""))
-                combined = f"{original}（位置：{text}）" if original else text
+                combined = f"{original} {text}" if original else text
                 memory_service.set_pending(session=session, user_id=actor.user_id, pending=None)
                 return self._record(session, actor, combined, turn,
                                     category=pending.get("category") or extract_category(text),
@@ -167,7 +182,7 @@ class OfflineEngine:
                                            pending={**pending, "asks": asks + 1})
                 turn.actions.append({"type": "ask", "field": "location"})
                 return "还没找到位置信息哦。" + ASK_LOCATION + "不想报了请回复“取消”。"
-            if intent.name != "report":
+            if intent.name != "report" or new_problem:
                 memory_service.set_pending(session=session, user_id=actor.user_id, pending=None)
             return None
         if kind == "post_thread":
@@ -273,7 +288,7 @@ class OfflineEngine:
         if result.joined_existing:
             return (f"这个问题已经有邻居反映过（编号 {issue.id}），已把您加为支持者，"
                     f"由{party}处理。回复“我的问题”可查看进度。")
-        due = f"，预计 {issue.due_at:%m月%d日%H:%M} 前处理" if issue.due_at else ""
+        due = f"，预计 {local_time(issue.due_at)} 前处理" if issue.due_at else ""
         tail = "（未提供具体位置，工作人员可能会联系您确认）" if note_missing else ""
         label = CATEGORY_LABELS.get(issue.category, "其他")
         return (f"已记录您反映的问题（编号 {issue.id}，{label}），"
@@ -454,7 +469,7 @@ def _issue_line(issue: Any) -> str:
     status = STATUS_LABELS.get(str(issue.status), str(issue.status))
     where = f"（{issue.location}）" if issue.location else ""
     party = f"，负责方：{issue.responsible_party}" if issue.responsible_party else ""
-    due = f"，时限 {issue.due_at:%m月%d日%H:%M}" if issue.due_at else ""
+    due = f"，时限 {local_time(issue.due_at)}" if issue.due_at else ""
     text = issue.text if len(issue.text) <= 30 else issue.text[:30] + "…"
     return f"编号{issue.id} {text}{where}：{status}{party}{due}"
 

@@ -54,37 +54,74 @@ _limiter: Any = None
 # ---------------------------------------------------------------- accept
 
 
-def accept(*, session: Session, msg: IncomingMessage) -> Accepted:
-    """Store the message under its dedupe key and enqueue it; a repeat returns the first one."""
-    row = InboundMessage(
-        dedupe_key=msg.dedupe_key,
-        channel=msg.channel,
-        user_id=msg.user_id,
-        sender=msg.sender,
-        msg_type=msg.msg_type,
-        event=msg.event,
-        content=msg.content[:20000],
-        msg_id=msg.msg_id,
-        create_time=msg.create_time,
-        agent_id=msg.agent_id,
+_INBOUND = InboundMessage.__table__  # type: ignore[attr-defined]
+
+
+def _insert_new(session: Session, msg: IncomingMessage) -> int | None:
+    """INSERT ... ON CONFLICT (dedupe_key) DO NOTHING RETURNING id: the new id, or None."""
+    now = utcnow()
+    values = {
+        "dedupe_key": msg.dedupe_key,
+        "channel": msg.channel,
+        "user_id": msg.user_id,
+        "sender": msg.sender,
+        "msg_type": msg.msg_type,
+        "event": msg.event,
+        "content": msg.content[:20000],
+        "msg_id": msg.msg_id,
+        "create_time": msg.create_time,
+        "agent_id": msg.agent_id,
+        "status": InboundStatus.received,
+        "attempts": 0,
+        "passive_polls": 0,
+        "deliver_on_next": False,
+        "moderation_categories": [],
+        "actions": [],
+        "citations": [],
+        "created_at": now,
+        "updated_at": now,
+    }
+    dialect = session.get_bind().dialect.name
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    elif dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:  # another database: the unique constraint still decides
+        try:
+            result = session.execute(_INBOUND.insert().values(**values))
+            session.commit()
+        except IntegrityError:
+            session.rollback()
+            return None
+        return int(result.inserted_primary_key[0])
+    stmt = (
+        dialect_insert(_INBOUND)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+        .returning(_INBOUND.c.id)
     )
-    session.add(row)
-    try:
-        session.commit()
-    except IntegrityError:
-        session.rollback()
-        existing = session.exec(
-            select(InboundMessage).where(InboundMessage.dedupe_key == msg.dedupe_key)
-        ).one()
-        assert existing.id is not None
-        return Accepted(inbound_id=existing.id, duplicate=True)
-    assert row.id is not None
+    new_id = session.execute(stmt).scalar()
+    session.commit()
+    return int(new_id) if new_id is not None else None
+
+
+def accept(*, session: Session, msg: IncomingMessage) -> Accepted:
+    """Store the message under its dedupe key and enqueue it; a repeat returns the first one.
+
+    The database's unique constraint decides what is a repeat, so it holds across processes.
+    """
+    new_id = _insert_new(session, msg)
+    if new_id is None:
+        existing = session.execute(
+            select(_INBOUND.c.id).where(_INBOUND.c.dedupe_key == msg.dedupe_key)
+        ).scalar_one()
+        return Accepted(inbound_id=int(existing), duplicate=True)
     if msg.channel not in outbox.LOCAL_CHANNELS:
         try:
-            jobs.enqueue("bot.process_inbound", row.id)
+            jobs.enqueue("bot.process_inbound", new_id)
         except Exception:  # the broker is down: the sweep picks the stored message up
-            log.exception("could not enqueue inbound %s; the sweep will retry", row.id)
-    return Accepted(inbound_id=row.id, duplicate=False)
+            log.exception("could not enqueue inbound %s; the sweep will retry", new_id)
+    return Accepted(inbound_id=new_id, duplicate=False)
 
 
 # ---------------------------------------------------------------- processing
@@ -453,47 +490,61 @@ async def passive_reply(
     settings = get_settings()
     wait_s = min(wait_s, settings.wechat_passive_wait_s)
     user_id = f"wechat_mp:{sender}"
-    with session_scope(settings) as session:
-        row = session.get(InboundMessage, inbound_id)
-        if row is None:
-            return None
-        row.passive_polls += 1
-        tries = row.passive_polls
-        session.add(row)
+    tries = await asyncio.to_thread(_count_passive_try, settings, inbound_id)
+    if tries is None:
+        return None
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_s
     while True:
-        with session_scope(settings) as session:
-            text = _take_passive(session, inbound_id, user_id)
-            if text is not None:
-                return text
-            row = session.get(InboundMessage, inbound_id)
-            if (
-                row is not None
-                and row.status in (InboundStatus.replied, InboundStatus.held)
-                and (row.reply_text is None)
-            ):
-                return None  # nothing to say (e.g. an unsubscribe event)
+        done, text = await asyncio.to_thread(_poll_passive, settings, inbound_id, user_id)
+        if done:
+            return text
         if loop.time() >= deadline:
             break
         await asyncio.sleep(poll_s)
     if tries < PASSIVE_TRIES:
         await asyncio.sleep(settings.wechat_passive_hold_s)
         return None
+    await asyncio.to_thread(_defer_to_next_message, settings, inbound_id)
+    return STILL_WORKING
+
+
+def _count_passive_try(settings: Settings, inbound_id: int) -> int | None:
     with session_scope(settings) as session:
         row = session.get(InboundMessage, inbound_id)
-        if row is not None:
-            row.deliver_on_next = True
-            session.add(row)
-            session.execute(
-                update(OutboundMessage)
-                .where(
-                    col(OutboundMessage.inbound_id) == inbound_id,
-                    OutboundMessage.status == OutboundStatus.pending,
-                )
-                .values(status=OutboundStatus.deferred)
+        if row is None:
+            return None
+        row.passive_polls += 1
+        session.add(row)
+        return row.passive_polls
+
+
+def _poll_passive(settings: Settings, inbound_id: int, user_id: str) -> tuple[bool, str | None]:
+    """(done, text): the reply if it is ready; done without text when there is nothing to say."""
+    with session_scope(settings) as session:
+        text = _take_passive(session, inbound_id, user_id)
+        if text is not None:
+            return True, text
+        row = session.get(InboundMessage, inbound_id)
+        finished = row is not None and row.status in (InboundStatus.replied, InboundStatus.held)
+        return bool(finished and row is not None and row.reply_text is None), None
+
+
+def _defer_to_next_message(settings: Settings, inbound_id: int) -> None:
+    with session_scope(settings) as session:
+        row = session.get(InboundMessage, inbound_id)
+        if row is None:
+            return
+        row.deliver_on_next = True
+        session.add(row)
+        session.execute(
+            update(OutboundMessage)
+            .where(
+                col(OutboundMessage.inbound_id) == inbound_id,
+                OutboundMessage.status == OutboundStatus.pending,
             )
-    return STILL_WORKING
+            .values(status=OutboundStatus.deferred)
+        )
 
 
 # ---------------------------------------------------------------- one turn, in process

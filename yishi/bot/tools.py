@@ -13,9 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlmodel import Session
 
 from yishi.bot import memory as memory_service
-from yishi.bot.intents import normalise
+from yishi.bot.intents import extract_location, normalise
 from yishi.bot.prompts import TOOL_RESULT_NOTE
-from yishi.bot.text import citation_dicts, format_citation
+from yishi.bot.text import citation_dicts, format_citation, local_time
 from yishi.core.auth import Actor
 from yishi.core.config import Settings
 from yishi.core.errors import Forbidden, YishiError
@@ -40,9 +40,11 @@ class ToolContext:
     actor: Actor
     settings: Settings
     user_text: str = ""
+    context_text: str = ""  # the user's recent messages (this one included): what grounds args
     message_ref: str | None = None
     actions: list[dict[str, Any]] = field(default_factory=list)
     citations: list[dict[str, str]] = field(default_factory=list)
+    titles: set[str] = field(default_factory=set)  # document titles retrieved this turn
 
 
 class _Args(BaseModel):
@@ -113,14 +115,29 @@ def _search(ctx: ToolContext, args: SearchArgs) -> Any:
     if not hits:
         return {"found": False, "note": "知识库中没有找到相关依据，请如实告诉用户并建议转人工"}
     ctx.citations.extend(citation_dicts(hits))
+    ctx.titles.update(h.title.strip("《》") for h in hits)
     return {"found": True, "passages": [
         {"cite": format_citation(h.title, h.article), "text": h.text[:600]} for h in hits
     ]}
 
 
+def location_grounded(location: str, context: str) -> bool:
+    """True if the user actually gave this place (verbatim, or as the same normalised address)."""
+    loc, said = normalise(location), normalise(context)
+    if loc and loc in said:
+        return True
+    found = extract_location(context)
+    return found is not None and (extract_location(location) == found or found in loc)
+
+
 def _record_issue(ctx: ToolContext, args: RecordIssueArgs) -> Any:
     from yishi.deliberation import service as deliberation_service
 
+    # A model may fill in a plausible place the resident never gave: ask instead of guessing.
+    if not location_grounded(args.location, ctx.context_text or ctx.user_text):
+        ctx.actions.append({"type": "ask", "field": "location", "tool": "record_issue"})
+        return {"recorded": False,
+                "note": "用户没有说明这个位置，请先询问具体位置（如 3栋2单元501），不要猜测"}
     result = deliberation_service.record_issue(
         session=ctx.session, actor=ctx.actor, text=args.description, category=args.category,
         location=args.location, urgency=args.urgency,
@@ -132,14 +149,15 @@ def _record_issue(ctx: ToolContext, args: RecordIssueArgs) -> Any:
         "joined_existing": result.joined_existing, "missing": list(result.missing),
     })
     return {"issue_id": issue.id, "joined_existing": result.joined_existing,
-            "responsible_party": issue.responsible_party, "due_at": issue.due_at,
+            "responsible_party": issue.responsible_party,
+            "due_beijing_time": local_time(issue.due_at) if issue.due_at else None,
             "status": issue.status, "notice": result.notice}
 
 
 def _issue_dict(issue: Any) -> dict[str, Any]:
     return {"issue_id": issue.id, "text": issue.text[:80], "location": issue.location,
             "status": issue.status, "responsible_party": issue.responsible_party,
-            "due_at": issue.due_at}
+            "due_beijing_time": local_time(issue.due_at) if issue.due_at else None}
 
 
 def _my_issues(ctx: ToolContext, _args: NoArgs) -> Any:

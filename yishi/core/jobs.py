@@ -69,7 +69,9 @@ def build_huey(settings: Settings, *, immediate: bool | None = None) -> Huey:
     if settings.redis_url:
         return RedisHuey("yishi", url=settings.redis_url)
     path = settings.ensure_data_dir() / "jobs.db"
-    return SqliteHuey("yishi", filename=str(path))
+    # No fsync per enqueue: a job lost in a crash is found again by the sweep, because the
+    # message it was for is stored in the application database before WeChat is answered.
+    return SqliteHuey("yishi", filename=str(path), fsync=False)
 
 
 def configure(settings: Settings, *, immediate: bool | None = None) -> Huey:

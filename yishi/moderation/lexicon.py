@@ -6,7 +6,8 @@ from __future__ import annotations
 import gc
 import re
 import threading
-from collections.abc import Iterable
+import unicodedata
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,8 +91,8 @@ class Lexicon:
                 self._regexes.append((re.compile(entry.term), entry))
                 continue
             key = normalise_term(entry.term)
-            if not key:
-                continue
+            if not key or (len(key) == 1 and len(entry.term) > 1):
+                continue  # 逼逼 collapses to 逼, which would hit 逼迫: such terms cannot work here
             _add(direct, key, ("hit", entry, len(key)))
             raw = entry.term.lower()
             if "a" in entry.flags and raw.isalpha():
@@ -124,7 +125,7 @@ class Lexicon:
                 self._weak = weak
         return self
 
-    def match(self, norm: Normalised) -> list[Signal]:
+    def match(self, norm: Normalised, *, homophones: bool = True) -> list[Signal]:
         """Lexicon signals for a normalised text (allow-listed hits removed)."""
         comp = norm.compact
         text = comp.text
@@ -144,7 +145,7 @@ class Lexicon:
             for m in pattern.finditer(text):
                 if m.end() > m.start():
                     hits.append((m.start(), m.end(), entry, "pattern"))
-        if self._pinyin is not None:
+        if self._pinyin is not None and homophones:
             hits.extend(self._pinyin_hits(norm))
         masked = self._masked_hits(norm)
         signals: list[Signal] = []
@@ -152,7 +153,9 @@ class Lexicon:
         for start, end, entry, how in hits:
             if how == "lexicon" and any(a < end and start < b for a, b in allows):
                 continue
-            if "a" in entry.flags and not _ascii_bounded(norm, start, end):
+            if "a" in entry.flags and not (
+                _ascii_bounded(norm, start, end) and _same_letters(norm, start, end, entry.term)
+            ):
                 continue
             weight = entry.weight
             if (
@@ -284,7 +287,7 @@ def _add(automaton: ahocorasick.Automaton, key: str, value: tuple[str, Entry, in
     automaton.add_word(key, [*(existing or []), value])
 
 
-def _index_of(offsets: tuple[int, ...], original: int) -> int:
+def _index_of(offsets: Sequence[int], original: int) -> int:
     import bisect
 
     return max(0, bisect.bisect_left(offsets, original))
@@ -313,7 +316,25 @@ def _ascii_bounded(norm: Normalised, start: int, end: int) -> bool:
 
 
 def _is_latin(ch: str) -> bool:
-    return ch.isascii() and ch.isalpha()
+    return ch.isascii() and ch.isalnum()
+
+
+def _squeeze(letters: str) -> str:
+    return re.sub(r"(.)\1{2,}", r"\1\1", letters)
+
+
+def _same_letters(norm: Normalised, start: int, end: int, term: str) -> bool:
+    """Collapsing repeats made `mmp` and `mp` alike; the original letters must still spell it."""
+    if not term.isascii():
+        return True
+    o_start, o_end = norm.compact.span(start, end)
+    original = unicodedata.normalize("NFKC", norm.original[o_start:o_end]).lower()
+    letters = re.sub(r"[^a-z]", "", original)
+    wanted = re.sub(r"[^a-z]", "", term.lower())
+    squeezed = _squeeze(letters)
+    return squeezed == _squeeze(wanted) or any(
+        squeezed == _squeeze(wanted + suffix) for suffix in ("s", "es", "ed", "ing")
+    )
 
 
 _jieba_lock = threading.Lock()
@@ -342,9 +363,19 @@ def _is_common_word(text: str, start: int, end: int) -> bool:
     surface = text[start:end]
     if freq.get(surface, 0) >= _COMMON_WORD_FREQ:
         return True
-    if end < len(text) and freq.get(text[end - 1 : end + 1], 0) >= _BOUNDARY_WORD_FREQ:
-        return True
-    return start > 0 and freq.get(text[start - 1 : start + 1], 0) >= _BOUNDARY_WORD_FREQ
+    n = len(text)
+    for size in (2, 3, 4):
+        # Words that start before the match and end inside it (寄件人 around 件人 for 贱人)...
+        for i in range(max(0, start - size + 1), start):
+            j = i + size
+            if start < j <= n and freq.get(text[i:j], 0) >= _BOUNDARY_WORD_FREQ:
+                return True
+        # ...or start inside it and end after it.
+        for i in range(start + 1, end):
+            j = i + size
+            if end < j <= n and freq.get(text[i:j], 0) >= _BOUNDARY_WORD_FREQ:
+                return True
+    return False
 
 
 def parse_lexicon(lines: Iterable[str]) -> list[Entry]:
@@ -358,7 +389,8 @@ def parse_lexicon(lines: Iterable[str]) -> list[Entry]:
         if len(parts) < 3:
             continue
         flags = parts[3].strip() if len(parts) > 3 else ""
-        entries.append(Entry(parts[0].strip(), parts[1].strip(), float(parts[2]), flags))
+        for category in parts[1].split(","):  # "threat,harassment": one entry per category
+            entries.append(Entry(parts[0].strip(), category.strip(), float(parts[2]), flags))
     return entries
 
 

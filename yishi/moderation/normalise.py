@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -178,7 +179,7 @@ class View:
     """One normalised view of a text and the original index of each of its chars."""
 
     text: str
-    offsets: tuple[int, ...]
+    offsets: Sequence[int]
 
     def span(self, start: int, end: int) -> tuple[int, int]:
         """Original [start, end) for the view's [start, end)."""
@@ -194,7 +195,7 @@ class PinyinView:
     """The compact view as pinyin: text, original offsets and syllable boundaries."""
 
     text: str
-    offsets: tuple[int, ...]
+    offsets: Sequence[int]
     starts: frozenset[int]  # indices where a syllable (or ASCII run) starts
     ends: frozenset[int]  # indices one past where a syllable (or ASCII run) ends
 
@@ -220,6 +221,45 @@ def sanitise(text: str) -> str:
 
 def normalise(text: str) -> Normalised:
     """Build the light, compact and pinyin views of `text` with offsets into `text`."""
+    translated = text.translate(_LIGHT_TABLE)
+    if len(translated) == len(text) and _NON_UNIT.isdisjoint(text):
+        # Every char maps to exactly one char (the usual case): offsets are the identity.
+        light = View(translated, range(len(text)))
+        light_chars: list[str] = list(translated)
+        light_offs: Sequence[int] = light.offsets
+    else:
+        light = _light_slow(text)
+        light_chars = list(light.text)
+        light_offs = light.offsets
+    return _from_light(text, light, light_chars, light_offs)
+
+
+class _LightTable(dict[int, str]):
+    """A lazily filled `str.translate` table from a char to its light form."""
+
+    def __missing__(self, code: int) -> str:
+        ch = chr(code)
+        if ch.isascii():
+            if ch.isalnum() or ch in " \n\t":
+                out = ch.lower()
+            elif code < 32:
+                out = ""
+            else:
+                out = ch
+        else:
+            out = _light_char(ch)
+        if len(out) != 1:
+            _NON_UNIT.add(ch)
+        if len(self) < 100_000:
+            self[code] = out
+        return out
+
+
+_NON_UNIT: set[str] = set()  # chars whose light form is not exactly one char
+_LIGHT_TABLE = _LightTable()
+
+
+def _light_slow(text: str) -> View:
     light_chars: list[str] = []
     light_offs: list[int] = []
     light_cache = _LIGHT_CACHE
@@ -242,7 +282,12 @@ def normalise(text: str) -> Normalised:
         for c in out:
             light_chars.append(c)
             light_offs.append(i)
-    light = View("".join(light_chars), tuple(light_offs))
+    return View("".join(light_chars), tuple(light_offs))
+
+
+def _from_light(
+    text: str, light: View, light_chars: list[str], light_offs: Sequence[int]
+) -> Normalised:
 
     comp_chars: list[str] = []
     comp_offs: list[int] = []
@@ -291,14 +336,12 @@ def _pinyin_view(chars: list[str], offs: list[int]) -> PinyinView:
         syl = _PINYIN_CACHE.get(c)
         if syl is None:
             syl = char_pinyin(c) if _is_han(c) else ""
+            syl = syl or "#"  # a char without pinyin breaks matches
             if len(_PINYIN_CACHE) < 100_000:
                 _PINYIN_CACHE[c] = syl
-        if not syl:
-            syl = "#"  # a char without pinyin breaks matches
         starts.add(pos)
-        for s in syl:
-            out.append(s)
-            out_offs.append(off)
+        out.append(syl)
+        out_offs.extend([off] * len(syl))
         pos += len(syl)
         ends.add(pos)
     if in_ascii:

@@ -47,6 +47,12 @@ class Policy:
     extra_terms: tuple[Entry, ...] = ()
     # Where an LLM judge (if configured) is asked: scores within [review, block) by default.
     judge_band: tuple[float, float] = (0.5, 0.85)
+    # Strikes: this many blocks or rejections within `strike_window_days` mute the sender for
+    # `mute_hours`, doubling with each earlier mute in the window, up to `mute_max_hours`.
+    strikes_for_mute: int = 3
+    strike_window_days: float = 30.0
+    mute_hours: float = 24.0
+    mute_max_hours: float = 168.0
 
     def rule(self, category: str) -> CategoryRule:
         """The rule for a category (unknown categories get the defaults)."""
@@ -108,8 +114,9 @@ def load(path: Path | None) -> Policy:
     """A policy from a TOML or JSON file (None: the defaults).
 
     Format: `[categories.<name>] review = 0.5, block = 0.85, max_action = "review"`,
-    top-level `clf_review`, `clf_block`, `clf_confirm`, `allow_terms = [...]` and
-    `extra_terms = [{term, category, weight, flags}]`.
+    top-level `clf_review`, `clf_block`, `clf_confirm`, `allow_terms = [...]`,
+    `extra_terms = [{term, category, weight, flags}]`, `strikes_for_mute`, `strike_window_days`,
+    `mute_hours` and `mute_max_hours`.
     """
     if path is None:
         return Policy()
@@ -154,4 +161,8 @@ def from_dict(raw: dict[str, Any]) -> Policy:
         clf_confirm=float(raw.get("clf_confirm", defaults.clf_confirm)),
         allow_terms=tuple(str(t) for t in raw.get("allow_terms", [])),
         extra_terms=extra,
+        strikes_for_mute=int(raw.get("strikes_for_mute", defaults.strikes_for_mute)),
+        strike_window_days=float(raw.get("strike_window_days", defaults.strike_window_days)),
+        mute_hours=float(raw.get("mute_hours", defaults.mute_hours)),
+        mute_max_hours=float(raw.get("mute_max_hours", defaults.mute_max_hours)),
     )

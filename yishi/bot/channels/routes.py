@@ -30,6 +30,9 @@ router = APIRouter(tags=["wechat"])
 
 PASSIVE_WAIT_S = 4.5  # WeChat gives up after 5 s and retries; answer before that
 STORE_THREADS = 16  # concurrent stores on a server database (within the engine's pool)
+# SQLite has one writer: a few threads overlap its commits with the job queue's, more only
+# make them sleep on its busy lock (measured with bench/bench_webhook.py: 4 beat 1 and 8).
+SQLITE_STORE_THREADS = 4
 
 
 @dataclass(frozen=True)
@@ -40,8 +43,7 @@ class Channels:
     loop: asyncio.AbstractEventLoop
     mp: OfficialAccount | None
     wecom: WeComApp | None
-    # SQLite takes one writer at a time: queueing here beats threads sleeping on its busy lock.
-    store_limiter: CapacityLimiter
+    store_limiter: CapacityLimiter  # bounds the threads storing messages
 
 
 _cache: Channels | None = None
@@ -62,7 +64,7 @@ def channels_for(settings: Settings) -> Channels:
             loop=loop,
             mp=OfficialAccount.from_settings(settings),
             wecom=WeComApp.from_settings(settings),
-            store_limiter=CapacityLimiter(1 if sqlite else STORE_THREADS),
+            store_limiter=CapacityLimiter(SQLITE_STORE_THREADS if sqlite else STORE_THREADS),
         )
         _cache = built
         return built
