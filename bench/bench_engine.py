@@ -48,6 +48,10 @@ def bench_offline(rounds: int) -> None:
         print(f"  {name:<7} accuracy  {value:.3f} ({ok}/{total})")
     for failure in score.failures:
         print(f"    miss: {failure}")
+    held = run_scenarios(settings, "memory", only=lambda c: bool(c.get("heldout")))
+    print(f"  of which held-out ({held.conversations} conversations): intent "
+          f"{held.intent_ok}/{held.intent_total}, fields {held.field_ok}/{held.field_total}, "
+          f"actions {held.action_ok}/{held.action_total} (first untuned run: 16/17, 12/14, 14/15)")
     timings: list[float] = []
     for _ in range(rounds):
         run_scenarios(settings, "memory", timings=timings)

@@ -43,10 +43,22 @@ def _warm_knowledge(settings: Settings) -> None:
         log.exception("knowledge index not ready; answers fall back to staff hand-off")
 
 
+def prepare_process(settings: Settings) -> None:
+    """Per-process set-up shared by the API and the worker: moderation models and hooks."""
+    from yishi.bot import pipeline
+    from yishi.moderation import adapters as moderation_adapters
+    from yishi.moderation import service as moderation_service
+
+    moderation_service.warm_up()
+    moderation_service.set_judge(moderation_adapters.build_judge(settings))
+    pipeline.register_release_handlers()
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     init_db(settings)
+    prepare_process(settings)
     huey = jobs.configure(settings)
     consumer = None
     if app.state.run_worker and not huey.immediate:

@@ -95,6 +95,7 @@ def worker(
     threads: Annotated[int, typer.Option(help="Worker threads.")] = 0,
 ) -> None:
     """Run a standalone job worker (several may run at once on PostgreSQL + Redis)."""
+    from yishi.api import prepare_process
     from yishi.bot import pipeline
     from yishi.core import jobs
     from yishi.core.db import init_db
@@ -102,6 +103,7 @@ def worker(
     _setup_logging()
     settings = get_settings()
     init_db(settings)
+    prepare_process(settings)
     huey = jobs.configure(settings, immediate=False)
     pipeline.sweep()
     jobs.run_consumer(huey, workers=threads or settings.worker_threads)

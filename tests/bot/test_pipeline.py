@@ -143,3 +143,31 @@ def test_a_flood_is_slowed_down_without_losing_messages(
     assert other.status == "replied"  # the limit is per resident
     with session_scope(env) as session:
         assert len(session.exec(select(InboundMessage)).all()) == 6
+
+
+def test_moderator_approval_answers_the_held_message(env: Settings) -> None:
+    from yishi.core.auth import Actor
+    from yishi.core.models import Role
+    from yishi.moderation import service as moderation_service
+    from yishi.moderation.models import ReviewItem
+
+    pipeline.register_release_handlers()
+    engine = ScriptedEngine(reply="已为您处理")
+    pipeline._engine = engine
+    held = pipeline.run_turn(msg=_web("你这个傻逼，滚出小区", user="u5"))
+    assert held.status == "held" and engine.calls == []
+    moderator = Actor(user_id="web:mod", role=Role.moderator)
+    with session_scope(env) as session:
+        item = session.exec(select(ReviewItem)).one()
+        assert item.source == "inbound" and item.source_ref == str(held.inbound_id)
+        assert item.id is not None
+        moderation_service.approve(session=session, actor=moderator, item_id=item.id, reason="误判")
+    with session_scope(env) as session:
+        row = session.get(InboundMessage, held.inbound_id)
+        assert row is not None and row.status is InboundStatus.replied
+        assert row.reply_text == "已为您处理"
+        replies = session.exec(
+            select(OutboundMessage).where(OutboundMessage.inbound_id == held.inbound_id)
+        ).all()
+        assert [r.kind for r in replies] == ["notice", "reply"]
+    assert len(engine.calls) == 1

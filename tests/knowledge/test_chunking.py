@@ -36,7 +36,9 @@ def test_plain_text_chapters_without_hash_are_headings() -> None:
     text = "第一章 总则\n第一条 甲。\n第二条 乙。\n第二章 罚则\n第三条 丙。"
     chunks = chunk_document(load_bytes(text.encode("gbk"), name="规定.txt"))
     assert [(c.article, c.chapter) for c in chunks] == [
-        ("第一条", "第一章 总则"), ("第二条", "第一章 总则"), ("第三条", "第二章 罚则"),
+        ("第一条", "第一章 总则"),
+        ("第二条", "第一章 总则"),
+        ("第三条", "第二章 罚则"),
     ]
 
 

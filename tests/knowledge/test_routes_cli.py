@@ -70,8 +70,9 @@ def test_staff_upload_list_search_delete(client: TestClient) -> None:
     assert [d["source"] for d in listed] == ["电梯须知.md"]
     assert client.get("/api/knowledge/documents", headers=resident).status_code == 403
 
-    r = client.post("/api/knowledge/search", json={"query": "电梯把人关里面了", "k": 3},
-                    headers=resident)
+    r = client.post(
+        "/api/knowledge/search", json={"query": "电梯把人关里面了", "k": 3}, headers=resident
+    )
     assert r.status_code == 200
     hit = r.json()["hits"][0]
     assert (hit["source"], hit["article"], hit["title"]) == ("电梯须知.md", "第一条", "电梯须知")
@@ -117,8 +118,11 @@ def test_cli_ingest_search_and_batch(cli_app: typer.Typer, tmp_path: Path) -> No
 
     batch = tmp_path / "q.jsonl"
     batch.write_text(
-        json.dumps({"id": "a", "question": "物业乱收费业主能不交吗"}, ensure_ascii=False) + "\n"
-        + "not json\n" + json.dumps({"id": "b", "question": ""}) + "\n",
+        json.dumps({"id": "a", "question": "物业乱收费业主能不交吗"}, ensure_ascii=False)
+        + "\n"
+        + "not json\n"
+        + json.dumps({"id": "b", "question": ""})
+        + "\n",
         encoding="utf-8",
     )
     r = runner.invoke(cli_app, ["search", "--batch", str(batch), "--k", "3", "--json"])
@@ -135,14 +139,24 @@ def test_cli_eval_retrieval_prints_figures(cli_app: typer.Typer, tmp_path: Path)
     (corpus / src.name).write_bytes(src.read_bytes())
     data = tmp_path / "eval.jsonl"
     items = [
-        {"id": "x1", "question": "物业服务合同终止后，预收的物业费能退吗",
-         "gold": [{"file": src.name, "article": "第三条"}]},
-        {"id": "x2", "question": "租客违反管理规约，按什么处理",
-         "gold": [{"file": src.name, "article": "第四条"}, {"file": src.name, "article": "第一条"}]},
+        {
+            "id": "x1",
+            "question": "物业服务合同终止后，预收的物业费能退吗",
+            "gold": [{"file": src.name, "article": "第三条"}],
+        },
+        {
+            "id": "x2",
+            "question": "租客违反管理规约，按什么处理",
+            "gold": [
+                {"file": src.name, "article": "第四条"},
+                {"file": src.name, "article": "第一条"},
+            ],
+        },
     ]
     data.write_text("\n".join(json.dumps(i, ensure_ascii=False) for i in items), encoding="utf-8")
-    r = CliRunner().invoke(cli_app, ["eval", "retrieval", "--data", str(data),
-                                     "--corpus", str(corpus), "--json"])
+    r = CliRunner().invoke(
+        cli_app, ["eval", "retrieval", "--data", str(data), "--corpus", str(corpus), "--json"]
+    )
     assert r.exit_code == 0, r.output
     figures = json.loads(r.stdout.strip().splitlines()[-1])
     assert figures["n"] == 2

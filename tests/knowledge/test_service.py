@@ -25,8 +25,9 @@ def _session(settings: Settings) -> Session:
 
 
 def test_hits_carry_article_level_metadata(ready_settings: Settings) -> None:
-    hits = knowledge_service.search("居民委员会每届任期几年？成员能连选连任吗", k=5,
-                                    settings=ready_settings)
+    hits = knowledge_service.search(
+        "居民委员会每届任期几年？成员能连选连任吗", k=5, settings=ready_settings
+    )
     top = hits[0]
     assert (top.source, top.article) == (ORG_LAW, "第八条")
     assert top.title == "中华人民共和国城市居民委员会组织法"
@@ -74,11 +75,14 @@ def test_hybrid_finds_answer_sharing_no_words_with_question(
 
 
 def test_filters_by_document_and_city(ready_settings: Settings) -> None:
-    hits = knowledge_service.search("物业服务", k=5, filters={"document": INTERPRETATION},
-                                    settings=ready_settings)
+    hits = knowledge_service.search(
+        "物业服务", k=5, filters={"document": INTERPRETATION}, settings=ready_settings
+    )
     assert hits and {h.source for h in hits} == {INTERPRETATION}
-    assert knowledge_service.search("物业服务", k=5, filters={"city": "北京"},
-                                    settings=ready_settings) == []
+    assert (
+        knowledge_service.search("物业服务", k=5, filters={"city": "北京"}, settings=ready_settings)
+        == []
+    )
 
 
 def test_empty_and_huge_queries(ready_settings: Settings) -> None:
@@ -95,18 +99,28 @@ def test_empty_and_huge_queries(ready_settings: Settings) -> None:
 def test_samples_are_loaded_once_with_citations(ready_settings: Settings) -> None:
     with _session(ready_settings) as session:
         docs = {d.source: d for d in knowledge_service.get_all_documents(session=session)}
-    for name in ("小区公约.md", "停车管理规定.md", "物业服务清单与标准.md", "议事规则.md",
-                 "垃圾分类指引.md", "装修管理规定.md"):
+    for name in (
+        "小区公约.md",
+        "停车管理规定.md",
+        "物业服务清单与标准.md",
+        "议事规则.md",
+        "垃圾分类指引.md",
+        "装修管理规定.md",
+    ):
         assert docs[name].kind == "community" and docs[name].chunk_count > 5
     hits = knowledge_service.search("访客的车能停多久，怎么收费", k=3, settings=ready_settings)
     assert hits[0].source == "停车管理规定.md" and hits[0].article == "第三条"
 
 
-def test_reingest_is_idempotent_and_changes_replace(fresh_settings: Settings, tmp_path: Path) -> None:
+def test_reingest_is_idempotent_and_changes_replace(
+    fresh_settings: Settings, tmp_path: Path
+) -> None:
     path = tmp_path / "docs" / "规定.md"
     path.parent.mkdir()
-    path.write_text("# 测试规定\n\n第一条 小区的快递柜由物业负责维护。\n\n第二条 访客应当登记。\n",
-                    encoding="utf-8")
+    path.write_text(
+        "# 测试规定\n\n第一条 小区的快递柜由物业负责维护。\n\n第二条 访客应当登记。\n",
+        encoding="utf-8",
+    )
     first = knowledge_service.ingest_paths(paths=[path.parent], settings=fresh_settings)
     assert [f.status for f in first.files] == ["added"]
     index = knowledge_service.get_index(fresh_settings)
@@ -129,17 +143,20 @@ def test_reingest_is_idempotent_and_changes_replace(fresh_settings: Settings, tm
 
 
 def test_delete_removes_document_and_chunks(fresh_settings: Settings) -> None:
-    report = knowledge_service.ingest_paths(paths=[policy_file(INTERPRETATION)],
-                                            settings=fresh_settings)
+    report = knowledge_service.ingest_paths(
+        paths=[policy_file(INTERPRETATION)], settings=fresh_settings
+    )
     assert report.count("added") == 1
     assert knowledge_service.search("物业费退还", k=3, settings=fresh_settings)
     with _session(fresh_settings) as session:
-        knowledge_service.delete_document(session=session, source=INTERPRETATION,
-                                          settings=fresh_settings)
+        knowledge_service.delete_document(
+            session=session, source=INTERPRETATION, settings=fresh_settings
+        )
         assert knowledge_service.get_all_documents(session=session) == []
         with pytest.raises(NotFound):
-            knowledge_service.delete_document(session=session, source=INTERPRETATION,
-                                              settings=fresh_settings)
+            knowledge_service.delete_document(
+                session=session, source=INTERPRETATION, settings=fresh_settings
+            )
     assert knowledge_service.search("物业费退还", k=3, settings=fresh_settings) == []
     assert knowledge_service.get_index(fresh_settings).store.count() == 0
 

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from sqlmodel import Session
 
 from yishi.core.config import Settings
 from yishi.core.errors import Invalid
@@ -107,3 +108,20 @@ def test_shared_broad_lexicons_do_not_block_governance_talk(
     service.reset()
     for text in ("我们要维权，找业委会和政府讨说法", "小区集会前要去街道报备", "听说要拆迁了"):
         assert service.screen(text).action == "allow", text
+
+
+def test_policy_file_sets_strikes_and_mute_length(
+    yishi_env: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, session: Session
+) -> None:
+    path = tmp_path / "policy.json"
+    path.write_text(json.dumps({"strikes_for_mute": 1, "mute_hours": 2}), encoding="utf-8")
+    monkeypatch.setenv("YISHI_MODERATION_POLICY_PATH", str(path))
+    from yishi.core.config import get_settings
+
+    get_settings.cache_clear()
+    service.reset()
+    v = service.screen("你就是个傻逼")
+    service.hold(session=session, text="你就是个傻逼", verdict=v, sender_id="u:1", source="message")
+    mutes = service.get_mutes(session=session)
+    assert [m.sender_id for m in mutes] == ["u:1"]
+    assert (mutes[0].until - mutes[0].created_at).total_seconds() == 2 * 3600

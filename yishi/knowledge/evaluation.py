@@ -43,7 +43,10 @@ def read_items(path: Path) -> list[dict[str, Any]]:
 
 
 def evaluate(
-    items: list[dict[str, Any]], *, mode: str = "hybrid", settings: Settings | None = None,
+    items: list[dict[str, Any]],
+    *,
+    mode: str = "hybrid",
+    settings: Settings | None = None,
     ks: tuple[int, ...] = (1, 5, 10),
 ) -> RetrievalScores:
     """Score retrieval: a hit counts when its source and article match a gold pair."""
@@ -64,13 +67,15 @@ def evaluate(
             any_hits[k] += bool(found)
             all_hits[k] += found == gold
         if first is None or first >= 5:
-            scores.misses.append({
-                "id": item.get("id"),
-                "question": item["question"],
-                "gold": sorted(gold),
-                "rank": None if first is None else first + 1,
-                "top": pairs[:3],
-            })
+            scores.misses.append(
+                {
+                    "id": item.get("id"),
+                    "question": item["question"],
+                    "gold": sorted(gold),
+                    "rank": None if first is None else first + 1,
+                    "top": pairs[:3],
+                }
+            )
     n = max(len(items), 1)
     scores.recall_at = {k: any_hits[k] / n for k in ks}
     scores.recall_all_at = {k: all_hits[k] / n for k in ks}

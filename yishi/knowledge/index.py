@@ -27,9 +27,15 @@ CANDIDATES = 60
 VECTOR_WEIGHT = 0.6  # share of the fused score that comes from the vectors
 
 # Function words and chat filler that carry no topic (general Chinese, not corpus-specific).
-STOPWORDS = frozenset(
-    ["的", "了", "吗", "呢", "吧", "啊", "呀", "嘛", "哦", "么", "是", "在", "有", "和", "与", "或", "及", "就", "都", "也", "还", "又", "要", "会", "能", "可以", "可", "把", "被", "给", "让", "对", "我", "我们", "你", "你们", "他", "他们", "她", "它", "这", "那", "这个", "那个", "这种", "什么", "怎么", "怎么办", "怎样", "如何", "为什么", "多少", "哪", "哪里", "哪些", "谁", "吗", "一个", "一下", "一直", "没", "没有", "不", "不是", "得", "地", "着", "过", "到", "从", "说", "请问", "请", "问", "想", "知道", "现在", "自己", "应该", "应当", "需要", "如果", "但是", "而且", "因为", "所以", "还是", "或者", "以及", "等", "之", "其", "该", "此", "并", "按", "按照", "由", "于"]
+_STOPWORD_TEXT = (
+    "的 了 吗 呢 吧 啊 呀 嘛 哦 么 是 在 有 和 与 或 及 就 都 也 还 又 要 会 "
+    "能 可以 可 把 被 给 让 对 我 我们 你 你们 他 他们 她 它 这 那 这个 那个 "
+    "这种 什么 怎么 怎么办 怎样 如何 为什么 多少 哪 哪里 哪些 谁 一个 一下 一直 "
+    "没 没有 不 不是 得 地 着 过 到 从 说 请问 请 问 想 知道 现在 自己 应该 "
+    "应当 需要 如果 但是 而且 因为 所以 还是 或者 以及 等 之 其 该 此 并 按 "
+    "按照 由 于"
 )
+STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 _TOKEN_OK = re.compile(r"[\w\u4e00-\u9fff]")
 _jieba_lock = threading.Lock()
 _jieba_ready = False
@@ -52,10 +58,39 @@ def _jieba() -> Any:
 
 # Multi-character community-governance terms jieba would otherwise cut apart.
 DOMAIN_WORDS = (
-    "业主大会", "业主委员会", "业委会", "物业服务人", "物业服务企业", "物业服务合同", "物业费",
-    "专项维修资金", "维修资金", "维修基金", "管理规约", "共有部分", "专有部分", "居民委员会", "居委会",
-    "高空抛物", "生活垃圾", "厨余垃圾", "可回收物", "有害垃圾", "其他垃圾", "加装电梯", "增设电梯",
-    "停车位", "车位", "车库", "装饰装修", "噪声", "养犬", "犬只", "消防通道", "个人信息", "志愿者",
+    "业主大会",
+    "业主委员会",
+    "业委会",
+    "物业服务人",
+    "物业服务企业",
+    "物业服务合同",
+    "物业费",
+    "专项维修资金",
+    "维修资金",
+    "维修基金",
+    "管理规约",
+    "共有部分",
+    "专有部分",
+    "居民委员会",
+    "居委会",
+    "高空抛物",
+    "生活垃圾",
+    "厨余垃圾",
+    "可回收物",
+    "有害垃圾",
+    "其他垃圾",
+    "加装电梯",
+    "增设电梯",
+    "停车位",
+    "车位",
+    "车库",
+    "装饰装修",
+    "噪声",
+    "养犬",
+    "犬只",
+    "消防通道",
+    "个人信息",
+    "志愿者",
 )
 
 
@@ -177,7 +212,7 @@ class KnowledgeIndex:
         return (st.st_ino, st.st_mtime_ns, st.st_size)
 
     def reload_if_changed(self) -> bool:
-        """Reload the keyword index (and reopen an embedded Chroma) if another writer changed them."""
+        """Reload BM25 (and reopen an embedded Chroma) when another writer changed the index."""
         stamp = self._current_stamp()
         if stamp == self._stamp and self._opened:
             return False
@@ -215,8 +250,9 @@ class KnowledgeIndex:
         import bm25s
 
         ids, texts, metas = self.store.get_all()
-        order = sorted(range(len(ids)), key=lambda i: (metas[i].get("source", ""),
-                                                       metas[i].get("position", 0)))
+        order = sorted(
+            range(len(ids)), key=lambda i: (metas[i].get("source", ""), metas[i].get("position", 0))
+        )
         ids = [ids[i] for i in order]
         texts = [texts[i] for i in order]
         metas = [metas[i] for i in order]
@@ -224,8 +260,10 @@ class KnowledgeIndex:
         folder = self.root / folder_name
         folder.mkdir(parents=True)
         if ids:
-            corpus_tokens = [tokenize(self._keyword_text(t, m)) or ["_"] for t, m in zip(texts, metas,
-                                                                                          strict=True)]
+            corpus_tokens = [
+                tokenize(self._keyword_text(t, m)) or ["_"]
+                for t, m in zip(texts, metas, strict=True)
+            ]
             retriever = bm25s.BM25(k1=1.2, b=0.75)
             retriever.index(corpus_tokens, show_progress=False)
             retriever.save(str(folder), show_progress=False)
@@ -280,8 +318,9 @@ class KnowledgeIndex:
 
     # ---- reads ----------------------------------------------------------------------------
 
-    def keyword_search(self, tokens: list[str], *, n: int, filters: dict[str, Any] | None
-                       ) -> list[Candidate]:
+    def keyword_search(
+        self, tokens: list[str], *, n: int, filters: dict[str, Any] | None
+    ) -> list[Candidate]:
         """BM25 over jieba tokens, best first (only chunks sharing at least one token)."""
         self.reload_if_changed()
         bm25, ids, texts, metas = self._bm25, self._ids, self._texts, self._metas
@@ -302,8 +341,9 @@ class KnowledgeIndex:
             if scores[i] > 0
         ]
 
-    def vector_search(self, vector: np.ndarray, *, n: int, filters: dict[str, Any] | None
-                      ) -> list[Candidate]:
+    def vector_search(
+        self, vector: np.ndarray, *, n: int, filters: dict[str, Any] | None
+    ) -> list[Candidate]:
         """Nearest chunks by cosine similarity, best first."""
         self.reload_if_changed()
         found = self.store.query(vector, n, chroma_where(filters))

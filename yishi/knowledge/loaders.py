@@ -1,4 +1,4 @@
-"""Read documents (Markdown, text, HTML, PDF, DOCX) into plain text with headings kept as `#` lines."""
+"""Read documents (Markdown, text, HTML, PDF, DOCX) into plain text; headings become `#` lines."""
 
 from __future__ import annotations
 
@@ -17,10 +17,48 @@ MAX_TEXT_CHARS = 2_000_000
 # Cities (and municipalities) whose local rules may sit in the corpus; a document whose title
 # starts with one of these is that city's regulation, anything else is national or community.
 CITIES = (
-    "北京", "上海", "天津", "重庆", "广州", "深圳", "杭州", "南京", "苏州", "武汉", "成都",
-    "西安", "济南", "青岛", "郑州", "长沙", "沈阳", "大连", "哈尔滨", "长春", "石家庄", "太原",
-    "合肥", "福州", "厦门", "南昌", "南宁", "昆明", "贵阳", "兰州", "西宁", "银川", "乌鲁木齐",
-    "呼和浩特", "拉萨", "海口", "宁波", "无锡", "东莞", "佛山", "珠海", "温州",
+    "北京",
+    "上海",
+    "天津",
+    "重庆",
+    "广州",
+    "深圳",
+    "杭州",
+    "南京",
+    "苏州",
+    "武汉",
+    "成都",
+    "西安",
+    "济南",
+    "青岛",
+    "郑州",
+    "长沙",
+    "沈阳",
+    "大连",
+    "哈尔滨",
+    "长春",
+    "石家庄",
+    "太原",
+    "合肥",
+    "福州",
+    "厦门",
+    "南昌",
+    "南宁",
+    "昆明",
+    "贵阳",
+    "兰州",
+    "西宁",
+    "银川",
+    "乌鲁木齐",
+    "呼和浩特",
+    "拉萨",
+    "海口",
+    "宁波",
+    "无锡",
+    "东莞",
+    "佛山",
+    "珠海",
+    "温州",
 )
 
 _ZERO_WIDTH = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad]")
@@ -57,9 +95,11 @@ def city_of(title: str) -> str:
 
 
 def decode_bytes(data: bytes, *, name: str = "") -> str:
-    """Text from bytes in UTF-8 (with or without BOM), GBK/GB18030 or what charset detection finds."""
+    """Text from bytes: UTF-8 (BOM or not), GBK/GB18030, else what charset detection finds."""
     if b"\x00" in data[:8192]:
-        raise LoaderError(f"文件 {name} 不是文本文件（含二进制内容）", hint="请上传 md、txt、html、pdf 或 docx")
+        raise LoaderError(
+            f"文件 {name} 不是文本文件（含二进制内容）", hint="请上传 md、txt、html、pdf 或 docx"
+        )
     for encoding in ("utf-8-sig", "gb18030"):
         try:
             text = data.decode(encoding)
@@ -84,12 +124,17 @@ def _check_readable(text: str, name: str) -> None:
     good = sum(
         1
         for ch in sample
-        if ch.isspace() or (ch.isascii() and ch.isprintable()) or "\u4e00" <= ch <= "\u9fff"
-        or "\u3000" <= ch <= "\u303f" or "\uff00" <= ch <= "\uffef" or ch in "“”‘’—…·、"
+        if ch.isspace()
+        or (ch.isascii() and ch.isprintable())
+        or "\u4e00" <= ch <= "\u9fff"
+        or "\u3000" <= ch <= "\u303f"
+        or "\uff00" <= ch <= "\uffef"
+        or ch in "“”‘’—…·、"
     )
     if good / len(sample) < 0.7:
         raise LoaderError(
-            f"文件 {name} 的内容像是乱码或二进制数据", hint="请确认文件编码（UTF-8 或 GBK）后重新上传"
+            f"文件 {name} 的内容像是乱码或二进制数据",
+            hint="请确认文件编码（UTF-8 或 GBK）后重新上传",
         )
 
 
@@ -105,7 +150,7 @@ def _clean(text: str) -> str:
 
 
 def parse_markdown(raw: str, *, name: str) -> tuple[str, str]:
-    """(title, body) of a Markdown text: a header block ending in `<!-- INFO END -->` gives the title."""
+    """(title, body) of Markdown; a header block ending in `<!-- INFO END -->` gives the title."""
     raw = _ZERO_WIDTH.sub("", raw)
     header, sep, body = raw.partition("<!-- INFO END -->")
     if not sep:
@@ -116,7 +161,7 @@ def parse_markdown(raw: str, *, name: str) -> tuple[str, str]:
         m = re.match(r"\s*#\s+(.+)\n", body)
         if m:
             h1 = [m.group(1).strip()]
-            body = body[m.end():]
+            body = body[m.end() :]
     title = "·".join(h1[:2]) if h1 else _title_from_name(name)
     return title, _clean(body)
 
@@ -146,7 +191,9 @@ def _pdf_to_text(data: bytes, name: str) -> str:
         reader = PdfReader(io.BytesIO(data))
         pages = [page.extract_text() or "" for page in reader.pages]
     except Exception as exc:  # pypdf raises many kinds of errors on broken files
-        raise LoaderError(f"无法读取 PDF 文件 {name}：{exc}", hint="请确认文件未损坏、未加密") from exc
+        raise LoaderError(
+            f"无法读取 PDF 文件 {name}：{exc}", hint="请确认文件未损坏、未加密"
+        ) from exc
     return _clean("\n".join(pages))
 
 
@@ -156,7 +203,9 @@ def _docx_to_text(data: bytes, name: str) -> tuple[str, str]:
     try:
         document = docx.Document(io.BytesIO(data))
     except Exception as exc:  # python-docx raises zipfile/KeyError/ValueError on broken files
-        raise LoaderError(f"无法读取 Word 文件 {name}：{exc}", hint="请另存为 .docx 后重新上传") from exc
+        raise LoaderError(
+            f"无法读取 Word 文件 {name}：{exc}", hint="请另存为 .docx 后重新上传"
+        ) from exc
     lines: list[str] = []
     title = document.core_properties.title or ""
     for para in document.paragraphs:
@@ -178,9 +227,7 @@ def load_bytes(data: bytes, *, name: str, kind: str = "policy") -> LoadedDocumen
     """A document from the bytes of a file called `name`; raises LoaderError with a clear reason."""
     suffix = Path(name).suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
-        raise LoaderError(
-            f"不支持的文件类型：{name}", hint="支持 md、txt、html、pdf、docx 文件"
-        )
+        raise LoaderError(f"不支持的文件类型：{name}", hint="支持 md、txt、html、pdf、docx 文件")
     if len(data) > MAX_FILE_BYTES:
         raise LoaderError(
             f"文件 {name} 太大（{len(data) // (1024 * 1024)} MB）",
@@ -206,7 +253,9 @@ def load_bytes(data: bytes, *, name: str, kind: str = "policy") -> LoadedDocumen
             f"文件 {name} 的文字太多（{len(text)} 字）", hint="请拆分成几个较小的文件"
         )
     title = title or _title_from_name(name)
-    return LoadedDocument(source=Path(name).name, title=title, text=text, city=city_of(title), kind=kind)
+    return LoadedDocument(
+        source=Path(name).name, title=title, text=text, city=city_of(title), kind=kind
+    )
 
 
 def load_file(path: Path, *, kind: str = "policy") -> LoadedDocument:
@@ -230,8 +279,13 @@ def iter_files(paths: list[Path]) -> list[Path]:
     for path in paths:
         if path.is_dir():
             found.extend(
-                sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES
-                       and p.name.upper() not in {"README.MD", "SOURCES.MD"})
+                sorted(
+                    p
+                    for p in path.rglob("*")
+                    if p.is_file()
+                    and p.suffix.lower() in SUPPORTED_SUFFIXES
+                    and p.name.upper() not in {"README.MD", "SOURCES.MD"}
+                )
             )
         else:
             found.append(path)

@@ -18,7 +18,9 @@ router = APIRouter(prefix="/api/knowledge", tags=["knowledge"])
 
 
 @router.post("/search", response_model=SearchResponse)
-async def search(body: SearchRequest, actor: ResidentActor, settings: SettingsDep) -> SearchResponse:
+async def search(
+    body: SearchRequest, actor: ResidentActor, settings: SettingsDep
+) -> SearchResponse:
     """Search policy and community documents; each hit carries its source, title and article."""
     hits = await run_in_threadpool(
         knowledge_service.search, body.query, k=body.k, filters=body.filters, settings=settings
@@ -46,8 +48,9 @@ async def search_get(
 @router.get("/documents", response_model=list[DocumentRead])
 def list_documents(session: SessionDep, actor: StaffActor) -> list[DocumentRead]:
     """Every document in the knowledge base (staff and admins)."""
-    return [DocumentRead.model_validate(d) for d in
-            knowledge_service.get_all_documents(session=session)]
+    return [
+        DocumentRead.model_validate(d) for d in knowledge_service.get_all_documents(session=session)
+    ]
 
 
 @router.post("/documents", response_model=FileResult, status_code=201)
@@ -59,15 +62,20 @@ async def upload_document(
     """Upload a document (staff and admins); re-uploading an unchanged file does nothing."""
     data = await file.read(MAX_FILE_BYTES + 1)
     if len(data) > MAX_FILE_BYTES:
-        raise Invalid("文件太大", hint=f"请拆分成不超过 {MAX_FILE_BYTES // (1024 * 1024)} MB 的文件")
+        raise Invalid(
+            "文件太大", hint=f"请拆分成不超过 {MAX_FILE_BYTES // (1024 * 1024)} MB 的文件"
+        )
     return await run_in_threadpool(
-        knowledge_service.ingest_upload, data=data, filename=file.filename or "upload.txt",
+        knowledge_service.ingest_upload,
+        data=data,
+        filename=file.filename or "upload.txt",
         settings=settings,
     )
 
 
 @router.delete("/documents/{source}", status_code=204)
-def delete_document(source: str, session: SessionDep, actor: StaffActor,
-                    settings: SettingsDep) -> None:
+def delete_document(
+    source: str, session: SessionDep, actor: StaffActor, settings: SettingsDep
+) -> None:
     """Delete a document and its passages (staff and admins)."""
     knowledge_service.delete_document(session=session, source=source, settings=settings)

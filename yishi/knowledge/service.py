@@ -147,7 +147,11 @@ def ensure_ready(settings: Settings | None = None) -> KnowledgeIndex:
 
 
 def _store_document(
-    *, session: Session, index: KnowledgeIndex, doc: LoadedDocument, force: bool = False,
+    *,
+    session: Session,
+    index: KnowledgeIndex,
+    doc: LoadedDocument,
+    force: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> FileResult:
     existing = session.exec(select(Document).where(Document.source == doc.source)).first()
@@ -158,25 +162,42 @@ def _store_document(
         and existing.content_sha256 == doc.content_sha256
         and (indexed or existing.chunk_count == 0)
     ):
-        return FileResult(path=doc.source, source=doc.source, status="unchanged",
-                          chunks=existing.chunk_count)
+        return FileResult(
+            path=doc.source, source=doc.source, status="unchanged", chunks=existing.chunk_count
+        )
     chunks = chunk_document(doc)
     if not chunks:
         raise LoaderError(f"文件 {doc.source} 里没有可检索的段落", hint="请检查文件内容")
-    index.write_chunks(chunks, source=doc.source, city=doc.city, kind=doc.kind,
-                       doc_sha256=doc.content_sha256, progress=progress)
+    index.write_chunks(
+        chunks,
+        source=doc.source,
+        city=doc.city,
+        kind=doc.kind,
+        doc_sha256=doc.content_sha256,
+        progress=progress,
+    )
     row = existing or Document(source=doc.source, content_sha256=doc.content_sha256)
     row.title, row.city, row.kind = doc.title, doc.city, doc.kind
-    row.content_sha256, row.chunk_count, row.char_count = doc.content_sha256, len(chunks), len(doc.text)
+    row.content_sha256, row.chunk_count, row.char_count = (
+        doc.content_sha256,
+        len(chunks),
+        len(doc.text),
+    )
     row.updated_at = utcnow()
     session.add(row)
     session.commit()
-    return FileResult(path=doc.source, source=doc.source,
-                      status="replaced" if existing else "added", chunks=len(chunks))
+    return FileResult(
+        path=doc.source,
+        source=doc.source,
+        status="replaced" if existing else "added",
+        chunks=len(chunks),
+    )
 
 
 def ingest_documents(
-    *, docs: list[LoadedDocument], settings: Settings | None = None,
+    *,
+    docs: list[LoadedDocument],
+    settings: Settings | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> IngestReport:
     """Index already-loaded documents; unchanged ones are skipped, changed ones replaced."""
@@ -192,7 +213,9 @@ def ingest_documents(
                 result = _store_document(session=session, index=index, doc=doc, progress=progress)
             except LoaderError as exc:
                 session.rollback()
-                result = FileResult(path=doc.source, source=doc.source, status="error", error=exc.message)
+                result = FileResult(
+                    path=doc.source, source=doc.source, status="error", error=exc.message
+                )
             changed = changed or result.status in {"added", "replaced"}
             report.files.append(result)
         if changed or index.chunk_count() == 0:
@@ -201,7 +224,10 @@ def ingest_documents(
 
 
 def ingest_paths(
-    *, paths: list[Path], settings: Settings | None = None, kind: str = "policy",
+    *,
+    paths: list[Path],
+    settings: Settings | None = None,
+    kind: str = "policy",
     show_progress: bool = False,
 ) -> IngestReport:
     """Load and index files and folders; a bad file gets an error line and the rest go on."""
@@ -212,7 +238,9 @@ def ingest_paths(
             docs.append(load_file(path, kind=kind))
         except LoaderError as exc:
             msg = exc.message + (f"（{exc.hint}）" if exc.hint else "")
-            report.files.append(FileResult(path=str(path), source=path.name, status="error", error=msg))
+            report.files.append(
+                FileResult(path=str(path), source=path.name, status="error", error=msg)
+            )
     if not docs:
         return report
     if show_progress:
@@ -221,8 +249,9 @@ def ingest_paths(
         total = sum(len(chunk_document(d)) for d in docs)
         with Progress(transient=True) as bar:
             task = bar.add_task("向量化文档段落", total=total)
-            sub = ingest_documents(docs=docs, settings=settings,
-                                   progress=lambda n: bar.advance(task, n))
+            sub = ingest_documents(
+                docs=docs, settings=settings, progress=lambda n: bar.advance(task, n)
+            )
     else:
         sub = ingest_documents(docs=docs, settings=settings)
     by_source = {str(p.name): str(p) for p in iter_files([Path(p) for p in paths])}
@@ -288,7 +317,11 @@ def _prior(cities: list[str]) -> Callable[[dict[str, Any]], float]:
 
 
 def search_candidates(
-    query: str, *, k: int = 5, filters: dict[str, Any] | None = None, mode: str = "hybrid",
+    query: str,
+    *,
+    k: int = 5,
+    filters: dict[str, Any] | None = None,
+    mode: str = "hybrid",
     settings: Settings | None = None,
 ) -> list[Candidate]:
     """Ranked candidates with both retrievers' evidence (mode: hybrid | bm25 | vector)."""
@@ -304,8 +337,14 @@ def search_candidates(
     weight = {"hybrid": VECTOR_WEIGHT, "bm25": 0.0, "vector": 1.0}.get(mode)
     if weight is None:
         raise Invalid(f"未知的检索方式：{mode}", hint="可用 hybrid、bm25、vector")
-    return index.hybrid_search(tokens=tokens, vector=vector, n=k, filters=filters,
-                               vector_weight=weight, prior=_prior(cities_in(text)))
+    return index.hybrid_search(
+        tokens=tokens,
+        vector=vector,
+        n=k,
+        filters=filters,
+        vector_weight=weight,
+        prior=_prior(cities_in(text)),
+    )
 
 
 def _translate_filters(filters: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -334,12 +373,18 @@ def _to_hit(cand: Candidate) -> Hit:
 
 
 def search(
-    query: str, *, k: int = 5, filters: dict[str, Any] | None = None,
-    settings: Settings | None = None, mode: str = "hybrid",
+    query: str,
+    *,
+    k: int = 5,
+    filters: dict[str, Any] | None = None,
+    settings: Settings | None = None,
+    mode: str = "hybrid",
 ) -> list[Hit]:
     """The `k` passages that best answer `query`, each with source, title, article and chapter."""
-    return [_to_hit(c) for c in search_candidates(query, k=k, filters=filters, mode=mode,
-                                                   settings=settings)]
+    return [
+        _to_hit(c)
+        for c in search_candidates(query, k=k, filters=filters, mode=mode, settings=settings)
+    ]
 
 
 # ---- offline answer ------------------------------------------------------------------------
@@ -405,8 +450,12 @@ def answer(query: str, *, k: int = 3, settings: Settings | None = None) -> Knowl
         quote = _excerpt(cand.text, query_tokens, limit=budget // len(keep) - len(label))
         lead = "根据" if n == 0 else "另见"
         parts.append(f"{lead}{label}：{quote}")
-        citations.append(Citation(source=str(meta.get("source", "")),
-                                  title=str(meta.get("title", "")),
-                                  article=str(meta.get("article", ""))))
+        citations.append(
+            Citation(
+                source=str(meta.get("source", "")),
+                title=str(meta.get("title", "")),
+                article=str(meta.get("article", "")),
+            )
+        )
     parts.append("以上为条文摘录，具体情况请以原文和居委会、物业的解释为准。")
     return KnowledgeAnswer(text="\n\n".join(parts), citations=citations, confident=True)

@@ -426,7 +426,10 @@ def _strike(
         timedelta(hours=max(pol.mute_max_hours, pol.mute_hours)),
     )
     mute = Mute(
-        sender_id=sender_id, until=now + length, reason=f"{pol.strikes_for_mute} 次违规后自动禁言"
+        sender_id=sender_id,
+        created_at=now,
+        until=now + length,
+        reason=f"{pol.strikes_for_mute} 次违规后自动禁言",
     )
     session.add(mute)
     _audit(
@@ -468,9 +471,11 @@ def mute(*, session: Session, actor: Actor, sender_id: str, hours: float, reason
         raise Invalid("禁言时长需在 0 到 720 小时之间")
     if not reason.strip():
         raise Invalid("请填写禁言原因")
+    now = utcnow()
     m = Mute(
         sender_id=sender_id,
-        until=utcnow() + timedelta(hours=hours),
+        created_at=now,
+        until=now + timedelta(hours=hours),
         reason=reason,
         created_by=actor.user_id,
     )

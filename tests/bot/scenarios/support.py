@@ -5,6 +5,7 @@ fields and actions."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -172,7 +173,10 @@ def _field_values(text: str, pending_text: str | None) -> dict[str, Any]:
             "urgency": extract_urgency(source)}
 
 
-def run_scenarios(settings: Settings, db_url: str, *, timings: list[float] | None = None) -> Score:
+def run_scenarios(
+    settings: Settings, db_url: str, *, timings: list[float] | None = None,
+    only: Callable[[dict[str, Any]], bool] | None = None,
+) -> Score:
     """Play every conversation against a fresh database ("memory" for in-memory SQLite, else a
     URL prefix for files); score intents, fields and actions."""
     import time
@@ -182,7 +186,7 @@ def run_scenarios(settings: Settings, db_url: str, *, timings: list[float] | Non
     create_all(template)
     with Session(template, expire_on_commit=False) as session:
         make_world(session)
-    for index, convo in enumerate(load_scenarios()):
+    for index, convo in enumerate(c for c in load_scenarios() if only is None or only(c)):
         # Each conversation starts from a copy of the same world (SQLite's backup API: fast).
         engine = _memory_engine() if db_url == "memory" else make_engine(f"{db_url}-{index}.db")
         source, target = template.raw_connection(), engine.raw_connection()
