@@ -84,3 +84,25 @@ def test_simulator_is_closed_in_production(yishi_env: Settings) -> None:
     prod = yishi_env.model_copy(update={"environment": "production"})
     with TestClient(create_app(prod, run_worker=False, warm_knowledge=False)) as c:
         assert c.get("/chat").status_code == 404
+
+
+def test_handoffs_are_listed_for_staff_and_can_be_resolved(
+    client: TestClient, yishi_env: Settings
+) -> None:
+    resident = _token(yishi_env, Role.resident, "居民丙", "web:r9")
+    staff = _token(yishi_env, Role.staff, "值班员", "web:s9")
+    turn = client.post(
+        "/api/chat",
+        json={"user": "r9", "text": "转人工"},
+        headers={"Authorization": f"Bearer {resident}"},
+    )
+    assert turn.status_code == 200
+    flagged = client.get("/api/bot/flagged", headers={"Authorization": f"Bearer {staff}"}).json()
+    assert [h["user_id"] for h in flagged["handoffs"]] == ["web:r9"]
+    handoff_id = flagged["handoffs"][0]["id"]
+    done = client.post(
+        f"/api/bot/handoffs/{handoff_id}/resolve", headers={"Authorization": f"Bearer {staff}"}
+    )
+    assert done.status_code == 200 and done.json()["resolved"] is True
+    again = client.get("/api/bot/flagged", headers={"Authorization": f"Bearer {staff}"}).json()
+    assert again["handoffs"] == []

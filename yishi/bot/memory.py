@@ -189,6 +189,21 @@ def get_open_handoffs(*, session: Session) -> list[Handoff]:
     ))
 
 
+def resolve_handoff(*, session: Session, handoff_id: int, by: str) -> Handoff:
+    """Mark a hand-off as taken care of by staff member `by`."""
+    from yishi.core.errors import NotFound
+
+    handoff = session.get(Handoff, handoff_id)
+    if handoff is None:
+        raise NotFound(f"没有编号为 {handoff_id} 的转人工请求")
+    handoff.resolved = True
+    handoff.reason = (handoff.reason + f"（已由 {by} 处理）")[:500]
+    session.add(handoff)
+    session.commit()
+    session.refresh(handoff)
+    return handoff
+
+
 def recover(session: Session) -> None:
     """Make a session usable after an error: roll back only if a failed flush left it inactive,
     so the caller's own pending changes (e.g. the pipeline's inbound row) survive other errors."""

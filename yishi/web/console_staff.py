@@ -570,15 +570,28 @@ def responsibility_reset(
 
 @router.get(f"{CONSOLE_PATH}/failures", response_class=HTMLResponse)
 def failures(request: Request, session: SessionDep, actor: StaffUser) -> HTMLResponse:
-    """Inbound messages that failed after retries and outbound messages that were undeliverable."""
-    from yishi.bot.models import InboundMessage, InboundStatus, OutboundMessage, OutboundStatus
+    """What needs a person: failed messages, undeliverable replies, open 转人工 requests."""
+    from yishi.bot import service as bot_service
 
-    inbound = session.exec(
-        select(InboundMessage).where(InboundMessage.status == InboundStatus.failed)
-        .order_by(col(InboundMessage.id).desc()).limit(200)
-    ).all()
-    outbound = session.exec(
-        select(OutboundMessage).where(OutboundMessage.status == OutboundStatus.failed)
-        .order_by(col(OutboundMessage.id).desc()).limit(200)
-    ).all()
-    return render(request, "console/failures.html", {"inbound": inbound, "outbound": outbound})
+    flagged = bot_service.get_flagged(session=session)
+    return render(
+        request,
+        "console/failures.html",
+        {"inbound": flagged.inbound, "outbound": flagged.outbound, "handoffs": flagged.handoffs},
+    )
+
+
+@router.post(f"{CONSOLE_PATH}/handoffs/{{handoff_id}}/resolve", dependencies=[CsrfChecked])
+def handoff_resolve(
+    request: Request, session: SessionDep, actor: StaffUser, handoff_id: int
+) -> RedirectResponse:
+    """Mark a resident's 转人工 request as taken care of."""
+    from yishi.bot import memory
+
+    back = f"{CONSOLE_PATH}/failures"
+    try:
+        memory.resolve_handoff(session=session, handoff_id=handoff_id, by=actor.user_id)
+    except YishiError as exc:
+        session.rollback()
+        return redirect(request, back, error=exc)
+    return redirect(request, back, ok="已标记为已处理")
