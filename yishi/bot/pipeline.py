@@ -13,7 +13,7 @@ import socket
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, update
+from sqlalchemy import and_, insert, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -82,27 +82,31 @@ def _insert_new(session: Session, msg: IncomingMessage) -> int | None:
         "updated_at": now,
     }
     dialect = session.get_bind().dialect.name
-    if dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    elif dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:  # another database: the unique constraint still decides
-        try:
-            result = session.execute(_INBOUND.insert().values(**values))
-            session.commit()
-        except IntegrityError:
-            session.rollback()
-            return None
-        return int(result.inserted_primary_key[0])
-    stmt = (
-        dialect_insert(_INBOUND)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=["dedupe_key"])
-        .returning(_INBOUND.c.id)
-    )
-    new_id = session.execute(stmt).scalar()
-    session.commit()
+    try:
+        new_id = session.execute(_insert_stmt(dialect), values).scalar()
+        session.commit()
+    except IntegrityError:  # a repeat, on databases without INSERT OR IGNORE
+        session.rollback()
+        return None
     return int(new_id) if new_id is not None else None
+
+
+_insert_stmts: dict[str, Any] = {}
+
+
+def _insert_stmt(dialect: str) -> Any:
+    """The insert that returns the new id, built once so SQLAlchemy's compiled cache applies.
+
+    SQLite ignores a repeat of the dedupe key (OR IGNORE returns no row); elsewhere the unique
+    constraint raises, which is cheap enough for the rare retry. (The dialects' ON CONFLICT
+    constructs are not cacheable, and compiling per message was most of the ack's cost.)
+    """
+    if dialect not in _insert_stmts:
+        stmt = insert(_INBOUND).returning(_INBOUND.c.id)
+        if dialect == "sqlite":
+            stmt = stmt.prefix_with("OR IGNORE", dialect="sqlite")
+        _insert_stmts[dialect] = stmt
+    return _insert_stmts[dialect]
 
 
 def accept(*, session: Session, msg: IncomingMessage) -> Accepted:

@@ -325,6 +325,11 @@ class KnowledgeIndex:
         """Remove every chunk of one document (the caller holds the write lock)."""
         self.store.delete_where({"source": source})
 
+    def has_source(self, source: str) -> bool:
+        """Whether any chunk of `source` is in the index."""
+        self.reload_if_changed()
+        return any(m.get("source") == source for m in self._metas)
+
     def chunk_count(self) -> int:
         self.reload_if_changed()
         return len(self._ids)

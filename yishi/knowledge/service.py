@@ -16,7 +16,7 @@ from yishi.core.clock import utcnow
 from yishi.core.config import Settings, get_settings
 from yishi.core.db import get_engine, session_scope
 from yishi.core.errors import Invalid, NotFound
-from yishi.knowledge.chunking import chunk_document, cite
+from yishi.knowledge.chunking import chunk_document, cite, window_texts
 from yishi.knowledge.index import VECTOR_WEIGHT, Candidate, KnowledgeIndex, tokenize
 from yishi.knowledge.loaders import (
     CITIES,
@@ -155,7 +155,7 @@ def _store_document(
     progress: Callable[[int], None] | None = None,
 ) -> FileResult:
     existing = session.exec(select(Document).where(Document.source == doc.source)).first()
-    indexed = doc.source in {m.get("source") for m in index._metas}
+    indexed = index.has_source(doc.source)
     if (
         existing is not None
         and not force
@@ -246,7 +246,7 @@ def ingest_paths(
     if show_progress:
         from rich.progress import Progress
 
-        total = sum(len(chunk_document(d)) for d in docs)
+        total = sum(1 + len(window_texts(c)) for d in docs for c in chunk_document(d))
         with Progress(transient=True) as bar:
             task = bar.add_task("向量化文档段落", total=total)
             sub = ingest_documents(
