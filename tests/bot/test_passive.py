@@ -106,3 +106,32 @@ def test_answer_ready_after_wechat_gave_up_is_kept_for_the_retry(
         pipeline.passive_reply(inbound_id=inbound_id, sender="oPassive", wait_s=0.2)
     )
     assert retry  # WeChat's second try gets the answer
+
+
+def test_a_long_passive_reply_is_split_and_the_rest_follows(passive: Settings) -> None:
+    from tests.bot.test_pipeline import ScriptedEngine
+
+    long_reply = "。".join(f"第{i}段说明，内容较长需要分开发送" for i in range(200)) + "。"
+    pipeline._engine = ScriptedEngine(reply=long_reply)
+    inbound_id = _accept(passive, "p5")
+    pipeline.process_inbound(inbound_id)
+    first = asyncio.run(
+        pipeline.passive_reply(inbound_id=inbound_id, sender="oPassive", wait_s=0.5)
+    )
+    assert first is not None and first.endswith(pipeline.MORE_TO_COME)
+    assert len(first.encode()) <= 2048
+    received = [first.removesuffix(pipeline.MORE_TO_COME)]
+    for n in range(10):  # the resident keeps writing; each answer carries the next part
+        next_id = _accept(passive, f"p6-{n}", text="1")
+        pipeline._engine = ScriptedEngine(reply="好的")
+        pipeline.process_inbound(next_id)
+        more = asyncio.run(
+            pipeline.passive_reply(inbound_id=next_id, sender="oPassive", wait_s=0.5)
+        )
+        assert more is not None and len(more.encode()) <= 2048
+        received.append(more)
+        if not more.endswith(pipeline.MORE_TO_COME):
+            break
+    joined = "".join(received)
+    for i in (0, 57, 199):
+        assert f"第{i}段说明" in joined

@@ -20,6 +20,7 @@ from sqlmodel import Session, col, select
 from yishi.bot import outbox
 from yishi.bot.models import InboundMessage, InboundStatus, OutboundMessage, OutboundStatus
 from yishi.bot.schemas import Accepted, ChatTurn, IncomingMessage
+from yishi.bot.text import split_for_wechat
 from yishi.core import auth as auth_service
 from yishi.core import jobs
 from yishi.core.clock import utcnow
@@ -44,6 +45,8 @@ REPLY_WITHHELD = "抱歉，这条回复没有通过安全检查，已转交工�
 LATE_PREFIX = "【您之前的问题已有答复】\n"
 STILL_WORKING = "您的消息已收到，正在处理中。稍后给我发送任意消息（如“1”），即可查看答复。"
 
+MORE_TO_COME = "\n（内容较长，回复任意消息查看后续）"
+PASSIVE_PART_BYTES = 1900  # WeChat's passive text limit is 2048 bytes; room for MORE_TO_COME
 SLOW_DOWN_NOTICE = "您发送消息太频繁了，请稍等一分钟再试。"
 
 _engine: Any = None
@@ -564,8 +567,25 @@ def _take_passive(session: Session, inbound_id: int, user_id: str) -> str | None
         )
         if taken.rowcount == 1:  # type: ignore[attr-defined]
             texts.append(out.text if out.inbound_id == inbound_id else LATE_PREFIX + out.text)
+    if not texts:
+        session.commit()
+        return None
+    # One passive reply carries one message: what does not fit waits for the next message.
+    parts = split_for_wechat("\n\n".join(texts), PASSIVE_PART_BYTES)
+    for rest in parts[1:]:
+        session.add(
+            OutboundMessage(
+                channel="wechat_mp",
+                user_id=user_id,
+                kind="reply",
+                text=rest,
+                status=OutboundStatus.deferred,
+            )
+        )
     session.commit()
-    return "\n\n".join(texts) if texts else None
+    if len(parts) > 1:
+        return parts[0] + MORE_TO_COME
+    return parts[0]
 
 
 async def passive_reply(
