@@ -91,6 +91,8 @@ def main() -> None:
     )
     current, peak = rss_mb()
     print(f"memory: RSS {current:.0f} MB (peak {peak:.0f} MB)")
+    # Latency on 2 shared cores depends on what else runs: print the load next to it.
+    print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
 
     print(f"retrieval on {dev.name} (n={len(items)}; any-gold / all-gold for multi items):")
     for mode in ("bm25", "vector", "hybrid"):

@@ -15,7 +15,6 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
-from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from tests.fakes.wechat_server import TOKEN, FakeWeChatServer
@@ -30,20 +29,8 @@ from yishi.bot.token_cache import (
 from yishi.core.clock import set_clock
 from yishi.core.db import create_all, make_engine
 
-PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 REDIS_URL = "redis://127.0.0.1:6379/0"
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _pg_up() -> bool:
-    try:
-        probe = make_engine(PG_URL)
-        with probe.connect() as conn:
-            conn.execute(text("select 1"))
-        probe.dispose()
-        return True
-    except Exception:
-        return False
 
 
 def _redis_up() -> bool:
@@ -59,23 +46,6 @@ def wx() -> Iterator[FakeWeChatServer]:
         yield server
 
 
-@pytest.fixture(scope="module")
-def pg_schema() -> Iterator[str]:
-    if not _pg_up():
-        pytest.skip("PostgreSQL at 127.0.0.1:5432 is not reachable")
-    schema = f"tok_{uuid.uuid4().hex[:10]}"
-    admin = make_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    engine = make_engine(f"{PG_URL}?options=-csearch_path%3D{schema}")
-    create_all(engine)
-    engine.dispose()
-    yield schema
-    with admin.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres),
                         pytest.param("redis", marks=pytest.mark.redis)])
 def store_spec(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, str]]:
@@ -87,13 +57,8 @@ def store_spec(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[
         engine.dispose()
         yield {"kind": "db", "url": url}
     elif request.param == "postgres":
-        schema = request.getfixturevalue("pg_schema")
-        url = f"{PG_URL}?options=-csearch_path%3D{schema}"
-        engine = make_engine(url)
-        with engine.begin() as conn:
-            conn.execute(text("DELETE FROM cacheentry"))
-        engine.dispose()
-        yield {"kind": "db", "url": url}
+        request.getfixturevalue("pg_clean_engine")  # the session's schema, emptied
+        yield {"kind": "db", "url": request.getfixturevalue("pg_schema_url")}
     else:
         if not _redis_up():
             pytest.skip("Redis at 127.0.0.1:6379 is not reachable")

@@ -2,68 +2,29 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import text
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, SQLModel
+from sqlmodel import Session
 
 from yishi.core.clock import set_clock
 from yishi.core.db import create_all, make_engine
 
 from .factories import Actors, Clock
 
-PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-
-
-def _postgres_available() -> bool:
-    try:
-        probe = make_engine(PG_URL)
-        with probe.connect() as conn:
-            conn.execute(text("select 1"))
-        probe.dispose()
-        return True
-    except Exception:
-        return False
-
-
-@pytest.fixture(scope="session")
-def pg_engine() -> Iterator[Engine]:
-    """A fresh schema on the machine's PostgreSQL for this test session, dropped afterwards."""
-    if not _postgres_available():
-        pytest.skip("PostgreSQL at 127.0.0.1:5432 is not reachable")
-    schema = f"delib_{uuid.uuid4().hex[:10]}"
-    admin = make_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    engine = make_engine(f"{PG_URL}?options=-csearch_path%3D{schema}")
-    create_all(engine)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def engine(request: pytest.FixtureRequest, tmp_path) -> Iterator[Engine]:  # type: ignore[no-untyped-def]
-    """A migrated-from-models database: a new SQLite file, or the session's PostgreSQL schema."""
+    """A new SQLite file from the models, or the session's migrated PostgreSQL schema (shared
+    fixture from tests/conftest.py, emptied before the test)."""
     if request.param == "sqlite":
         eng = make_engine("sqlite:///" + str(tmp_path / "t.db"))
         create_all(eng)
         yield eng
         eng.dispose()
         return
-    eng = request.getfixturevalue("pg_engine")
-    yield eng
-    # DELETE beats TRUNCATE here: the tables are tiny and TRUNCATE costs a second per test.
-    with eng.begin() as conn:
-        for table in reversed(SQLModel.metadata.sorted_tables):
-            conn.execute(table.delete())
+    yield request.getfixturevalue("pg_clean_engine")
 
 
 @pytest.fixture

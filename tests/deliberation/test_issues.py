@@ -7,7 +7,7 @@ from sqlmodel import Session
 
 from yishi.core.errors import Forbidden, Invalid, NotFound
 from yishi.deliberation import issues, responsibility
-from yishi.deliberation.issues import normalise_location
+from yishi.deliberation.places import normalise_location
 
 from .factories import Actors, Clock, pk
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.knowledge.conftest import policy_file
-from yishi.knowledge.chunking import chunk_document, cite, passage_text, window_texts
+from yishi.knowledge.chunking import chunk_document, cite, passage_text
 from yishi.knowledge.loaders import LoadedDocument, load_bytes, load_file
 
 
@@ -64,18 +64,3 @@ def test_passage_text_carries_title_and_chapter() -> None:
     doc = LoadedDocument(source="a.md", title="甲·乙编", text="# 第一章 总则\n第一条 内容。")
     chunk = chunk_document(doc)[0]
     assert passage_text(chunk).startswith("甲 乙编 第一章 总则\n第一条")
-
-
-def test_long_articles_get_overlapping_parts_to_embed() -> None:
-    doc = load_file(policy_file("物权编.md"))
-    chunks = {c.article: c for c in chunk_document(doc)}
-    long_article = chunks["第二百七十八条"]
-    parts = window_texts(long_article)
-    assert len(parts) >= 3
-    for part in parts:
-        context, _, body = part.partition("\n")
-        assert "业主的建筑物区分所有权" in context
-        assert body.startswith("第二百七十八条")
-        assert len(body) < len(long_article.text)
-    assert any("（九）" in p for p in parts) and any("四分之三" in p for p in parts)
-    assert window_texts(chunks["第二百零五条"]) == []  # short articles are embedded whole only

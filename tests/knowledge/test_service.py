@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -158,7 +159,26 @@ def test_delete_removes_document_and_chunks(fresh_settings: Settings) -> None:
                 session=session, source=INTERPRETATION, settings=fresh_settings
             )
     assert knowledge_service.search("物业费退还", k=3, settings=fresh_settings) == []
-    assert knowledge_service.get_index(fresh_settings).store.count() == 0
+    index = knowledge_service.get_index(fresh_settings)
+    assert index.store.count() == 0
+
+    # Ingesting it again reuses the embeddings cached by content hash.
+    cache = index.root / "embeddings.sqlite"
+    with sqlite3.connect(cache) as db:
+        cached = db.execute("SELECT count(*) FROM vec").fetchone()[0]
+    index.embedder._model = None  # would load the model again if anything were embedded
+    monkey = pytest.MonkeyPatch()
+    monkey.setattr(
+        "yishi.knowledge.adapters._shared_model",
+        lambda: pytest.fail("embedded again instead of using the cache"),
+    )
+    try:
+        again = knowledge_service.ingest_paths(
+            paths=[policy_file(INTERPRETATION)], settings=fresh_settings
+        )
+    finally:
+        monkey.undo()
+    assert again.count("added") == 1 and index.store.count() == cached
 
 
 def test_bad_files_do_not_stop_an_ingest(fresh_settings: Settings, tmp_path: Path) -> None:
@@ -192,3 +212,45 @@ def test_another_process_sees_new_documents(fresh_settings: Settings, tmp_path: 
     hits = knowledge_service.search("游泳池", settings=fresh_settings)
     assert [h.source for h in hits] == ["公告.md"]
     assert index.store.count() == 1
+
+
+def test_search_survives_a_write_in_progress_by_another_process(
+    fresh_settings: Settings, tmp_path: Path
+) -> None:
+    first = tmp_path / "甲.md"
+    first.write_text("# 甲\n\n第一条 儿童游乐场每天早上八点开放。\n", encoding="utf-8")
+    knowledge_service.ingest_paths(paths=[first], settings=fresh_settings)
+    assert knowledge_service.search("游乐场几点开", settings=fresh_settings)
+    # Another process adds vectors but has not yet published the new keyword index.
+    code = (
+        "from pathlib import Path; from yishi.knowledge.index import KnowledgeIndex; "
+        "from yishi.knowledge.loaders import LoadedDocument; "
+        "from yishi.knowledge.chunking import chunk_document; "
+        f"root = Path({str(fresh_settings.data_dir)!r}); "
+        "ix = KnowledgeIndex(root / 'knowledge', chroma_path=root / 'chroma'); "
+        "doc = LoadedDocument(source='乙.md', title='乙', "
+        "text='第一条 游乐场的滑梯每周检修一次。'); "
+        "ix.write_chunks(chunk_document(doc), source='乙.md', city='', kind='policy', "
+        "doc_sha256=doc.content_sha256)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, timeout=120)
+    hits = knowledge_service.search("游乐场", k=5, settings=fresh_settings)
+    assert "甲.md" in {h.source for h in hits}
+
+
+def test_failed_vector_query_reopens_chroma_and_retries(
+    ready_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = knowledge_service.get_index(ready_settings).store
+    real_query, calls = store.query, []
+
+    def flaky(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("Error executing plan: Internal error: Error finding id")
+        return real_query(*args, **kwargs)
+
+    monkeypatch.setattr(store, "query", flaky)
+    hits = knowledge_service.search("居委会每届任期几年", k=3, settings=ready_settings)
+    assert len(calls) == 2
+    assert hits[0].article == "第八条"

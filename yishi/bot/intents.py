@@ -1,170 +1,40 @@
-"""Intent routing and issue field extraction by rules: what a resident wants, and where / what /
-how urgent when they report a problem."""
+"""Intent routing by rules: what a resident wants. Where / what / how urgent a reported problem is
+comes from the deliberation domain's `places` (thin wrappers below keep the bot's names)."""
 
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass, field
 
-INTENTS = ("question", "report", "status", "discussion", "vote", "command", "chat")
+from yishi.deliberation import places
+from yishi.deliberation.places import CN_NUM as _CN_NUM
 
-_CN_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6,
-              "七": 7, "八": 8, "九": 9, "幺": 1}
-_CN_NUM = "零〇一二两三四五六七八九十百幺"
+INTENTS = ("question", "report", "status", "discussion", "vote", "command", "chat")
 
 
 def cn_to_int(token: str) -> int | None:
     """'12', '十二', '二十三', '五零一', '一百零二' → int; None if not a number."""
-    token = token.strip()
-    if not token:
-        return None
-    if token.isdigit():
-        return int(token)
-    if all(ch in _CN_DIGITS for ch in token):  # digit by digit: 五零一 → 501
-        return int("".join(str(_CN_DIGITS[ch]) for ch in token))
-    total, current = 0, 0
-    for ch in token:
-        if ch in _CN_DIGITS:
-            current = _CN_DIGITS[ch]
-        elif ch == "十":
-            total += (current or 1) * 10
-            current = 0
-        elif ch == "百":
-            total += (current or 1) * 100
-            current = 0
-        else:
-            return None
-    return total + current
+    return places.cn_to_int(token)
 
 
 def normalise(text: str) -> str:
     """NFKC (full-width digits and letters to ASCII), lower case, spaces removed."""
-    text = unicodedata.normalize("NFKC", text or "")
-    return re.sub(r"\s+", "", text).lower()
-
-
-# ---------------------------------------------------------------- location
-_NUM = rf"(\d+|[{_CN_NUM}]+)"
-_BUILDING = re.compile(
-    _NUM + rf"(?:号楼(?!道|梯)|栋楼(?!道|梯)|栋|幢|号|座|楼(?=\d|[{_CN_NUM}]+单元))"
-)
-_UNIT = re.compile(_NUM + r"单元")
-_DASHED = re.compile(r"(?<![\d-])(\d{1,3})-(\d{1,2})-(\d{3,4})(?![\d-])")
-_ROOM = re.compile(r"(\d{3,4})(?:室|号|房)?")
-_ROOM_CN = re.compile(rf"([{_CN_NUM}]{{3,4}})(?:室|号|房)?")
-_FLOOR = re.compile(_NUM + r"(?:楼|层)(?!道|下|上|梯)")
-_AREAS = (
-    "地下车库", "地下室", "地库", "车库", "停车场", "小区东门", "小区西门", "小区南门", "小区北门",
-    "东门", "西门", "南门", "北门", "正门", "大门", "后门", "门口", "中心花园", "花园", "广场",
-    "健身区", "儿童乐园", "游乐场", "篮球场", "垃圾站", "垃圾房", "快递柜", "活动室", "物业办公室",
-    "小区路", "主干道", "消防通道",
-)
-# Places inside a building: a location only together with the building they are in.
-_BUILDING_AREAS = ("楼道", "电梯间", "电梯", "楼梯间", "楼梯", "楼顶", "天台", "门厅", "大堂",
-                   "地下室")
+    return places.normalise(text)
 
 
 def extract_location(text: str) -> str | None:
     """A normalised location like '3栋2单元501', '5栋', '地下车库', or None."""
-    t = normalise(text)
-    dashed = _DASHED.search(t)
-    if dashed:
-        return f"{int(dashed.group(1))}栋{int(dashed.group(2))}单元{int(dashed.group(3))}"
-    building = _BUILDING.search(t)
-    parts: list[str] = []
-    tail_from = 0
-    if building:
-        num = cn_to_int(building.group(1))
-        if num is not None and num < 200:
-            parts.append(f"{num}栋")
-            tail_from = building.end()
-    unit = _UNIT.search(t, tail_from) if parts else None  # a unit alone names no place
-    if unit and unit.start() - tail_from <= 2:
-        num = cn_to_int(unit.group(1))
-        if num is not None and num < 50:
-            parts.append(f"{num}单元")
-            tail_from = unit.end()
-    if parts:
-        rest = t[tail_from:tail_from + 8]
-        room = _ROOM.match(rest) or _ROOM_CN.match(rest)
-        if room:
-            num = cn_to_int(room.group(1))
-            if num is not None:
-                parts.append(str(num))
-        else:
-            floor = _FLOOR.match(rest)
-            if floor:
-                num = cn_to_int(floor.group(1))
-                if num is not None and num < 60:
-                    parts.append(f"{num}楼")
-        inner = next((a for a in _BUILDING_AREAS if a in t[tail_from:]), None)
-        if inner and not parts[-1][-1].isdigit():
-            parts.append(inner)
-        return "".join(parts)
-    return _area(t)
-
-
-def _area(t: str) -> str | None:
-    for name in _AREAS:
-        if name in t:
-            return name
-    return None
-
-
-# ---------------------------------------------------------------- category and urgency
-# Order matters: the first category with a matching word wins, so specific ones come first.
-_CATEGORY_WORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("fire_safety", ("消防", "灭火器", "消火栓", "飞线", "楼道充电", "电动车充电", "电瓶车充电",
-                     "堵塞通道", "通道堵", "着火", "起火", "冒烟", "烧焦", "火灾", "煤气", "燃气")),
-    ("elderly_care", ("独居老人", "老人摔", "老人晕", "老人没人管", "孤寡", "空巢")),
-    ("illegal_construction", ("违建", "违章", "私搭", "乱搭", "搭建", "加盖", "封阳台", "拆承重")),
-    ("noise", ("噪音", "噪声", "太吵", "很吵", "好吵", "吵死", "吵得", "扰民", "广场舞", "半夜装修",
-               "夜里装修", "电钻", "砸墙", "音响", "吵闹", "闹腾", "鬼叫")),
-    ("pets", ("狗", "猫", "宠物", "遛狗", "狗屎", "狗粪", "犬")),
-    ("garbage", ("垃圾", "分类", "垃圾桶", "清运", "堆物", "杂物", "建筑垃圾")),
-    ("parking", ("停车", "车位", "乱停", "占道", "挡路", "堵门", "僵尸车", "充电桩",
-                 "道闸", "停车费")),
-    ("greenery", ("绿化", "树", "草坪", "花草", "修剪", "树枝", "枯枝")),
-    ("security", ("门禁", "监控", "保安", "小偷", "被盗", "偷", "陌生人", "可疑", "门岗", "巡逻",
-                  "高空抛物", "扔东西")),
-    ("cleaning", ("卫生", "脏", "打扫", "保洁", "异味", "臭", "老鼠", "蟑螂", "蚊子", "积水")),
-    ("fees", ("物业费", "收费", "乱收费", "公摊", "维修基金", "水电费", "账目", "公示")),
-    ("neighbour_dispute", ("邻居", "对门", "隔壁", "吵架", "纠纷", "矛盾")),
-    ("repairs", ("坏", "碎", "灯", "不亮", "漏水", "渗水", "水管", "堵了", "堵住", "下水道", "电梯",
-                 "停电", "停水", "没水", "没电", "跳闸", "破损", "裂", "掉", "维修", "修", "脱落",
-                 "松动", "窨井", "井盖", "路面", "墙皮", "水压", "屋顶", "防水")),
-)
-
-_URGENT = ("着火", "起火", "火灾", "冒烟", "烧焦", "煤气味", "燃气味", "漏气", "漏电", "触电",
-           "困人",
-           "被困", "关在电梯", "卡在电梯", "救命", "紧急", "危险", "快来人", "晕倒", "摔倒", "爆管",
-           "水漫", "淹了", "塌了", "坍塌", "砸到人", "井盖没了", "十万火急")
-_HIGH = ("一周", "一个星期", "好几天", "几天了", "半个月", "一个月", "很久", "好久", "老是", "总是",
-         "又坏", "又", "反复", "天天", "每天", "一直", "孩子", "老人", "摔", "安全隐患", "隐患",
-         "马上", "尽快", "赶紧", "急")
-_LOW = ("不急", "有空", "方便的时候", "建议", "顺便")
+    return places.normalise_location(text).short
 
 
 def extract_category(text: str) -> str | None:
     """One of deliberation's category values ('repairs', 'noise', ...) or None."""
-    t = normalise(text)
-    for category, words in _CATEGORY_WORDS:
-        if any(w in t for w in words):
-            return category
-    return None
+    return places.infer_category(text)
 
 
 def extract_urgency(text: str) -> str:
     """'urgent' | 'high' | 'normal' | 'low' from the wording."""
-    t = normalise(text)
-    if any(w in t for w in _URGENT):
-        return "urgent"
-    if any(w in t for w in _LOW) and not any(w in t for w in ("急", "马上")):
-        return "low"
-    if any(w in t for w in _HIGH):
-        return "high"
-    return "normal"
+    return places.infer_urgency(text)
 
 
 # ---------------------------------------------------------------- intents

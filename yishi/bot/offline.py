@@ -21,8 +21,9 @@ from yishi.bot.intents import (
     normalise,
     parse_thread_ref,
 )
-from yishi.bot.text import citation_dicts, finalise_reply, format_citation, local_time
+from yishi.bot.text import citation_dicts, finalise_reply, format_citation
 from yishi.core.auth import Actor
+from yishi.core.clock import local_time
 from yishi.core.config import Settings
 from yishi.core.errors import YishiError
 from yishi.core.models import Role

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta
 
 # WeChat's customer-service text limit is 2048 bytes of UTF-8; stay one margin below it so a
 # "(1/3)" counter added by a sender never pushes a part over.
@@ -21,15 +20,6 @@ _INLINE_CODE = re.compile(r"`([^`\n]+)`")
 _LINK = re.compile(r"\[([^\]\n]+)\]\((https?://[^)\s]+)\)")
 _BLANKS = re.compile(r"\n{3,}")
 _SENTENCE_END = "。！？!?；;\n"
-
-
-# China keeps UTC+8 all year; stored datetimes are naive UTC.
-_CHINA_OFFSET = timedelta(hours=8)
-
-
-def local_time(moment: datetime) -> str:
-    """A stored naive-UTC datetime as residents read it: Beijing time, '11月30日 15:00'."""
-    return f"{moment + _CHINA_OFFSET:%m月%d日 %H:%M}"
 
 
 def to_plain_text(text: str) -> str:

@@ -15,8 +15,9 @@ from sqlmodel import Session
 from yishi.bot import memory as memory_service
 from yishi.bot.intents import extract_location, normalise
 from yishi.bot.prompts import TOOL_RESULT_NOTE
-from yishi.bot.text import citation_dicts, format_citation, local_time
+from yishi.bot.text import citation_dicts, format_citation
 from yishi.core.auth import Actor
+from yishi.core.clock import local_time
 from yishi.core.config import Settings
 from yishi.core.errors import Forbidden, YishiError
 from yishi.core.models import Role

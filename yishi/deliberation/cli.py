@@ -12,6 +12,7 @@ import typer
 from sqlmodel import Session
 
 from yishi.core.auth import Actor
+from yishi.core.clock import COMPACT_FORMAT, local_time
 from yishi.core.config import get_settings
 from yishi.core.models import Role
 
@@ -68,7 +69,7 @@ def issues_list(
             typer.echo("没有符合条件的问题")
         for r in rows:
             late = " 【超期】" if issues.is_overdue(r) else ""
-            due = issues.local_time(r.due_at) if r.due_at else "-"
+            due = local_time(r.due_at, COMPACT_FORMAT) if r.due_at else "-"
             typer.echo(f"#{r.id}\t{STATUS_LABELS.get(r.status, r.status)}\t"
                        f"{r.responsible_party or '未派单'}\t{due}{late}\t{r.text[:40]}")
 
@@ -109,12 +110,11 @@ def issues_assign(
 ) -> None:
     """Hand an issue to a party (due time from the responsibility list)."""
     from yishi.deliberation import flows
-    from yishi.deliberation.issues import local_time
 
     with _session() as session:
         issue = flows.assign_issue(session=session, actor=OPERATOR, issue_id=issue_id,
                                    party=party)
-        due = local_time(issue.due_at) if issue.due_at else "-"
+        due = local_time(issue.due_at, COMPACT_FORMAT) if issue.due_at else "-"
         typer.echo(f"#{issue.id} → {issue.responsible_party}，{due} 前（北京时间）")
 
 

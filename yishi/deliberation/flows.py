@@ -13,6 +13,7 @@ from typing import Any
 from sqlmodel import Session, select
 
 from yishi.core.auth import Actor
+from yishi.core.clock import COMPACT_FORMAT, local_time
 from yishi.core.db import session_scope
 from yishi.core.jobs import job
 from yishi.core.models import Role, User
@@ -111,7 +112,7 @@ def overdue_digest(flagged: list[Issue]) -> str:
     """One message listing newly overdue issues, by party."""
     lines = [f"有 {len(flagged)} 个问题已超过处理时限："]
     for issue in flagged[:20]:
-        due = issues.local_time(issue.due_at) if issue.due_at else "-"
+        due = local_time(issue.due_at, COMPACT_FORMAT) if issue.due_at else "-"
         lines.append(f"· 编号 {issue.id}【{issue.responsible_party or '未派单'}】"
                      f"{_short(issue.text, 24)}（应于 {due} 前处理）")
     if len(flagged) > 20:

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime
 
 from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
 from yishi.core.auth import Actor
-from yishi.core.clock import utcnow
+from yishi.core.clock import local_time, utcnow
 from yishi.core.config import Settings
 from yishi.core.errors import Forbidden, Invalid, NotFound
 from yishi.core.models import Role
@@ -29,174 +28,22 @@ from yishi.deliberation.models import (
     IssueSupporter,
     Urgency,
 )
+from yishi.deliberation.places import (
+    Place,
+    infer_category,
+    infer_urgency,
+    normalise_location,
+    strip_location,
+)
 from yishi.deliberation.schemas import STATUS_LABELS, IssueRecorded
 
-# --- location normalisation -------------------------------------------------------------------
+# --- similarity ---------------------------------------------------------------------------------
 
-_CN_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5,
-              "六": 6, "七": 7, "八": 8, "九": 9}
-_NUM = r"(\d+|[零〇一二两三四五六七八九十百]+)"
-_BEFORE_UNIT = r"(?=\s*" + _NUM + r"\s*单元)"
-_BUILDING_RE = re.compile(
-    _NUM + r"\s*(?:号楼|号院|栋|幢|座|#楼?|＃楼?|号" + _BEFORE_UNIT + r"|楼" + _BEFORE_UNIT + ")"
-)
-_UNIT_RE = re.compile(_NUM + r"\s*单元")
-_ROOM_RE = re.compile(r"(?:单元|栋|幢|号楼)\s*(\d{3,4})\s*(?:室|号|房)?")
-_ROOM_ALONE_RE = re.compile(r"(\d{3,4})\s*(?:室|房间)")
-_DASHED_RE = re.compile(r"(?<!\d)(\d{1,3})\s*[-－—]\s*(\d{1,2})\s*[-－—]\s*(\d{3,4})(?!\d)")
-
-# Public places: (pattern, canonical name). Order matters: more specific first.
-_PLACES: list[tuple[str, str]] = [
-    (r"地下车库|地库|地下停车场", "地下车库"),
-    (r"停车场", "停车场"),
-    (r"(?:小区)?东(?:大)?门", "东门"),
-    (r"(?:小区)?南(?:大)?门", "南门"),
-    (r"(?:小区)?西(?:大)?门", "西门"),
-    (r"(?:小区)?北(?:大)?门", "北门"),
-    (r"(?:小区)?(?:正门|大门)", "大门"),
-    (r"儿童游乐(?:区|场)|游乐场|滑梯", "儿童游乐区"),
-    (r"健身(?:区|器材|场)", "健身区"),
-    (r"(?:中心)?广场", "广场"),
-    (r"垃圾(?:站|房|投放点|分类亭)", "垃圾站"),
-    (r"快递柜|快递点|驿站", "快递点"),
-    (r"充电桩|充电棚", "充电区"),
-    (r"(?:中心)?花园|绿地|草坪", "花园"),
-    (r"物业(?:办公室|服务中心|中心)", "物业服务中心"),
-]
-
-
-def _cn_int(token: str) -> int | None:
-    """Arabic or Chinese numerals up to 999 (三 → 3, 十二 → 12, 二十三 → 23)."""
-    if token.isdigit():
-        return int(token)
-    total, current = 0, 0
-    for ch in token:
-        if ch in _CN_DIGITS:
-            current = _CN_DIGITS[ch]
-        elif ch == "十":
-            total += (current or 1) * 10
-            current = 0
-        elif ch == "百":
-            total += (current or 1) * 100
-            current = 0
-        else:
-            return None
-    return total + current
-
-
-@dataclass(frozen=True)
-class Place:
-    """A normalised place: building/unit/room, or a named public place."""
-
-    key: str | None
-    building: str | None = None
-    unit: str | None = None
-    room: str | None = None
-    public: str | None = None
-
-    @property
-    def label(self) -> str:
-        if self.public:
-            return self.public
-        parts = []
-        if self.building:
-            parts.append(f"{self.building}栋")
-        if self.unit:
-            parts.append(f"{self.unit}单元")
-        if self.room:
-            parts.append(f"{self.room}室")
-        return "".join(parts)
-
-
-def normalise_location(text: str | None) -> Place:
-    """Find the place in free text: 3栋2单元 / 3号楼2单元 / 三幢二单元 / 3-2-301 all agree."""
-    if not text:
-        return Place(key=None)
-    building = unit = room = None
-    dashed = _DASHED_RE.search(text)
-    if dashed:
-        building, unit, room = dashed.group(1), dashed.group(2), dashed.group(3)
-    else:
-        b = _BUILDING_RE.search(text)
-        if b:
-            n = _cn_int(b.group(1))
-            building = str(n) if n is not None else None
-        u = _UNIT_RE.search(text)
-        if u:
-            n = _cn_int(u.group(1))
-            unit = str(n) if n is not None else None
-        r = _ROOM_RE.search(text) or _ROOM_ALONE_RE.search(text)
-        if r and (building or unit):
-            room = r.group(1)
-    if building:
-        key = f"b{building}"
-        if unit:
-            key += f"/u{unit}"
-        if room:
-            key += f"/r{room}"
-        return Place(key=key, building=building, unit=unit, room=room)
-    for pattern, name in _PLACES:
-        if re.search(pattern, text):
-            return Place(key=f"place:{name}", public=name)
-    return Place(key=None)
-
-
-def _strip_location(text: str) -> str:
-    text = _DASHED_RE.sub(" ", text)
-    text = _BUILDING_RE.sub(" ", text)
-    text = _UNIT_RE.sub(" ", text)
-    text = _ROOM_ALONE_RE.sub(" ", text)
-    for pattern, _name in _PLACES:
-        text = re.sub(pattern, " ", text)
-    return text
-
-
-# --- categories, urgency, similarity ------------------------------------------------------------
-
-_CATEGORY_WORDS: dict[str, tuple[str, ...]] = {
-    "fire_safety": ("消防", "灭火器", "消防通道", "火灾", "着火", "冒烟", "飞线充电", "楼道堆物",
-                    "堆放杂物", "电动车进楼", "烟感"),
-    "illegal_construction": ("违建", "违章", "私搭", "搭建", "乱搭", "加建", "封阳台"),
-    "fees": ("物业费", "收费", "费用", "乱收费", "涨价", "维修资金", "账目"),
-    "parking": ("停车", "车位", "乱停", "占用车位", "挡道", "堵车", "僵尸车"),
-    "noise": ("噪音", "太吵", "吵闹", "扰民", "广场舞", "装修声", "半夜施工", "夜间施工"),
-    "pets": ("狗", "猫", "宠物", "遛狗", "拴绳", "犬"),
-    "garbage": ("垃圾", "清运", "垃圾桶", "分类"),
-    "cleaning": ("保洁", "打扫", "脏", "卫生", "积水", "异味", "臭"),
-    "greenery": ("绿化", "树枝", "树木", "草坪", "修剪", "花草", "枯树"),
-    "security": ("监控", "门岗", "保安", "陌生人", "被盗", "小偷", "门禁失灵", "治安"),
-    "neighbour_dispute": ("邻居", "纠纷", "吵架", "楼上", "楼下漏"),
-    "elderly_care": ("老人", "独居", "助老", "养老", "老年", "摔倒"),
-    "repairs": ("坏", "修", "漏水", "渗水", "不亮", "电梯", "水管", "下水道", "堵塞", "停电",
-                "停水", "故障", "破损", "脱落", "门禁", "路灯", "楼道灯"),
-}
-_URGENT_WORDS = ("着火", "火灾", "冒烟", "燃气", "煤气", "漏电", "触电", "被困", "困在电梯",
-                 "爆", "塌", "倒了人", "晕倒", "大量漏水")
-_HIGH_WORDS = ("漏水", "停电", "停水", "电梯坏", "电梯停", "堵塞", "摔倒", "危险")
 _FILLER = set("了的啊呢吧呀嘛吗哦哈是在有也都还又就很太我们你他她它这那个")
 
 
-def infer_category(text: str) -> str | None:
-    """The category whose keywords cover most of the text, or None."""
-    best, best_score = None, 0
-    for category, words in _CATEGORY_WORDS.items():
-        score = sum(len(w) for w in words if w in text)
-        if score > best_score:
-            best, best_score = category, score
-    return best
-
-
-def infer_urgency(text: str) -> str:
-    """A rough urgency from danger words (staff can change it)."""
-    if any(w in text for w in _URGENT_WORDS):
-        return Urgency.urgent.value
-    if any(w in text for w in _HIGH_WORDS):
-        return Urgency.high.value
-    return Urgency.normal.value
-
-
 def _bigrams(text: str) -> set[str]:
-    chars = [c for c in _strip_location(text) if not c.isspace() and c not in _FILLER
+    chars = [c for c in strip_location(text) if not c.isspace() and c not in _FILLER
              and (c.isalnum() or "\u4e00" <= c <= "\u9fff")]
     if len(chars) == 1:
         return {chars[0]}
@@ -235,15 +82,6 @@ def redact(text: str) -> str:
 
 
 # --- service --------------------------------------------------------------------------------
-
-# China keeps UTC+8 all year; a fixed offset needs no tz database on the server.
-_BEIJING = timezone(timedelta(hours=8), "CST")
-
-
-def local_time(moment: datetime, fmt: str = "%m-%d %H:%M") -> str:
-    """A stored naive-UTC time as residents read it (Beijing time)."""
-    return moment.replace(tzinfo=UTC).astimezone(_BEIJING).strftime(fmt)
-
 
 ALLOWED_TRANSITIONS: dict[str, set[str]] = {
     IssueStatus.reported: {IssueStatus.assigned, IssueStatus.in_progress, IssueStatus.rejected},
@@ -389,7 +227,7 @@ def _recorded_notice(issue: Issue, missing: list[str]) -> str:
     parts = [f"已记录您反映的问题（编号 {issue.id}）。"]
     if issue.responsible_party and issue.due_at:
         parts.append(f"已转交{issue.responsible_party}，预计"
-                     f" {local_time(issue.due_at, '%m月%d日 %H:%M')} 前处理。")
+                     f" {local_time(issue.due_at)} 前处理。")
     if "location" in missing:
         parts.append("请补充具体位置（如 3栋2单元 或 东门），方便尽快处理。")
     parts.append("发送“我的报修”可以查看进度。")

