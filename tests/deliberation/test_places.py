@@ -44,3 +44,12 @@ def test_local_time_is_beijing_time() -> None:
     moment = datetime(2026, 11, 30, 7, 0)  # naive UTC, as stored
     assert local_time(moment) == "11月30日 15:00"
     assert local_time(moment, COMPACT_FORMAT) == "11-30 15:00"
+
+
+def test_not_urgent_is_low_not_high() -> None:
+    from yishi.deliberation.places import infer_urgency
+
+    assert infer_urgency("楼道灯坏了，不急，有空来修一下") == "low"
+    assert infer_urgency("不急") == "low"
+    assert infer_urgency("电梯坏了，很急") in {"high", "urgent"}
+    assert infer_urgency("着火了！") == "urgent"

@@ -246,10 +246,13 @@ def infer_category(text: str) -> str | None:
 def infer_urgency(text: str) -> str:
     """'urgent' | 'high' | 'normal' | 'low' from the wording (staff can change it)."""
     t = normalise(text)
-    if any(w in t for w in _URGENT):
+    rest = t
+    for w in _LOW:  # "不急" must not read as "急"
+        rest = rest.replace(w, " ")
+    if any(w in rest for w in _URGENT):
         return "urgent"
-    if any(w in t for w in _LOW) and not any(w in t for w in ("急", "马上")):
+    if rest != t and not any(w in rest for w in ("急", "马上")):
         return "low"
-    if any(w in t for w in _HIGH):
+    if any(w in rest for w in _HIGH):
         return "high"
     return "normal"
