@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import inspect
-from sqlmodel import SQLModel
+from sqlmodel import SQLModel, select
 
 from yishi.bot import pipeline
 from yishi.bot.models import InboundMessage, InboundStatus
@@ -109,3 +109,44 @@ def test_only_one_worker_can_claim_a_message(any_db_env: Settings) -> None:
     with session_scope(any_db_env) as session:
         row = session.get(InboundMessage, accepted.inbound_id)
         assert row is not None and row.attempts == 1
+
+
+def test_batched_accept_dedupes_within_the_batch_and_against_the_table(
+    any_db_env: Settings,
+) -> None:
+    from yishi.bot.acceptor import accept_many
+
+    jobs.configure(any_db_env, immediate=False)
+    with session_scope(any_db_env) as session:
+        earlier = pipeline.accept(session=session, msg=_msg("3001"))
+        results = accept_many(
+            session=session,
+            msgs=[_msg("3001"), _msg("3002"), _msg("3003"), _msg("3002")],
+        )
+    assert [r.duplicate for r in results] == [True, False, False, True]
+    assert results[0].inbound_id == earlier.inbound_id
+    assert results[3].inbound_id == results[1].inbound_id
+    with session_scope(any_db_env) as session:
+        keys = session.exec(select(InboundMessage.dedupe_key)).all()
+    assert sorted(keys) == sorted(f"wechat_mp:msg:{n}" for n in ("3001", "3002", "3003"))
+
+
+def test_concurrent_webhook_requests_share_one_commit(yishi_env: Settings) -> None:
+    import asyncio
+
+    from yishi.bot.acceptor import Acceptor
+    from yishi.core.db import init_db
+
+    init_db(yishi_env)
+    jobs.configure(yishi_env, immediate=False)
+    acceptor = Acceptor(yishi_env)
+
+    async def burst() -> list[bool]:
+        msgs = [_msg(str(4000 + i)) for i in range(50)] + [_msg("4000")]
+        results = await asyncio.gather(*(acceptor.accept(m) for m in msgs))
+        return [r.duplicate for r in results]
+
+    duplicates = asyncio.run(burst())
+    assert duplicates.count(False) == 50 and duplicates[-1] is True
+    with session_scope(yishi_env) as session:
+        assert len(session.exec(select(InboundMessage)).all()) == 50

@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from yishi.bot import outbox
+from yishi.bot.acceptor import row_values
 from yishi.bot.models import InboundMessage, InboundStatus, OutboundMessage, OutboundStatus
 from yishi.bot.schemas import Accepted, ChatTurn, IncomingMessage
 from yishi.bot.text import split_for_wechat
@@ -61,29 +62,8 @@ _INBOUND = InboundMessage.__table__  # type: ignore[attr-defined]
 
 
 def _insert_new(session: Session, msg: IncomingMessage) -> int | None:
-    """INSERT ... ON CONFLICT (dedupe_key) DO NOTHING RETURNING id: the new id, or None."""
-    now = utcnow()
-    values = {
-        "dedupe_key": msg.dedupe_key,
-        "channel": msg.channel,
-        "user_id": msg.user_id,
-        "sender": msg.sender,
-        "msg_type": msg.msg_type,
-        "event": msg.event,
-        "content": msg.content[:20000],
-        "msg_id": msg.msg_id,
-        "create_time": msg.create_time,
-        "agent_id": msg.agent_id,
-        "status": InboundStatus.received,
-        "attempts": 0,
-        "passive_polls": 0,
-        "deliver_on_next": False,
-        "moderation_categories": [],
-        "actions": [],
-        "citations": [],
-        "created_at": now,
-        "updated_at": now,
-    }
+    """Insert one new message and return its id; None when its dedupe key is already stored."""
+    values = row_values(msg)
     dialect = session.get_bind().dialect.name
     try:
         new_id = session.execute(_insert_stmt(dialect), values).scalar()
@@ -129,6 +109,13 @@ def accept(*, session: Session, msg: IncomingMessage) -> Accepted:
         except Exception:  # the broker is down: the sweep picks the stored message up
             log.exception("could not enqueue inbound %s; the sweep will retry", new_id)
     return Accepted(inbound_id=new_id, duplicate=False)
+
+
+@jobs.job("bot.fan_out", retries=3, retry_delay=2)
+def fan_out(inbound_ids: list[int]) -> None:
+    """Job: one job per message of a webhook batch, so worker threads share the batch."""
+    for inbound_id in inbound_ids:
+        jobs.enqueue("bot.process_inbound", inbound_id)
 
 
 # ---------------------------------------------------------------- processing

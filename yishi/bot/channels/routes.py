@@ -11,28 +11,22 @@ import logging
 import threading
 from dataclasses import dataclass
 
-import anyio.to_thread
-from anyio import CapacityLimiter
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, Response
 
+from yishi.bot.acceptor import get_acceptor
 from yishi.bot.channels.crypto import BodyTooLarge, ChannelRejected
 from yishi.bot.channels.wechat_mp import OfficialAccount, Opened
 from yishi.bot.channels.wecom import WeComApp
 from yishi.bot.schemas import Accepted, IncomingMessage
 from yishi.core import clock
 from yishi.core.config import Settings, get_settings
-from yishi.core.db import session_scope
 
 log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["wechat"])
 
 PASSIVE_WAIT_S = 4.5  # WeChat gives up after 5 s and retries; answer before that
-STORE_THREADS = 16  # concurrent stores on a server database (within the engine's pool)
-# SQLite has one writer: a few threads overlap its commits with the job queue's, more only
-# make them sleep on its busy lock (measured with bench/bench_webhook.py: 4 beat 1 and 8).
-SQLITE_STORE_THREADS = 4
 
 
 @dataclass(frozen=True)
@@ -43,7 +37,6 @@ class Channels:
     loop: asyncio.AbstractEventLoop
     mp: OfficialAccount | None
     wecom: WeComApp | None
-    store_limiter: CapacityLimiter  # bounds the threads storing messages
 
 
 _cache: Channels | None = None
@@ -58,13 +51,11 @@ def channels_for(settings: Settings) -> Channels:
     if cached is not None and cached.settings is settings and cached.loop is loop:
         return cached
     with _cache_lock:
-        sqlite = settings.resolved_database_url.startswith("sqlite")
         built = Channels(
             settings=settings,
             loop=loop,
             mp=OfficialAccount.from_settings(settings),
             wecom=WeComApp.from_settings(settings),
-            store_limiter=CapacityLimiter(SQLITE_STORE_THREADS if sqlite else STORE_THREADS),
         )
         _cache = built
         return built
@@ -108,13 +99,6 @@ async def read_body_limited(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _accept_sync(settings: Settings, msg: IncomingMessage) -> Accepted:
-    from yishi.bot import pipeline
-
-    with session_scope(settings) as session:
-        return pipeline.accept(session=session, msg=msg)
-
-
 async def _passive_reply(accepted: Accepted, msg: IncomingMessage) -> str | None:
     from yishi.bot import pipeline
 
@@ -139,9 +123,7 @@ async def _receive(
         )
     except ChannelRejected as exc:
         return _rejected(exc, channel.channel)
-    accepted = await anyio.to_thread.run_sync(
-        _accept_sync, settings, opened.msg, limiter=channels.store_limiter
-    )
+    accepted = await get_acceptor(settings).accept(opened.msg)
     if not passive:
         return _text(empty_ack)
     reply = await _passive_reply(accepted, opened.msg)
