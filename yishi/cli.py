@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from yishi.core.config import get_settings
+from yishi.core.config import Settings, get_settings
 from yishi.core.errors import YishiError
 from yishi.core.models import Role
 
@@ -104,9 +104,20 @@ def worker(
     settings = get_settings()
     init_db(settings)
     prepare_process(settings)
+    _knowledge_ready(settings)
     huey = jobs.configure(settings, immediate=False)
     pipeline.sweep()
     jobs.run_consumer(huey, workers=threads or settings.worker_threads)
+
+
+def _knowledge_ready(settings: Settings) -> None:
+    """Load the knowledge base (the sample documents on first run) before answering."""
+    from yishi.knowledge import service as knowledge_service
+
+    try:
+        knowledge_service.ensure_ready(settings)
+    except Exception as exc:  # answers then hand over to staff instead of quoting
+        typer.secho(f"知识库未就绪：{exc}", fg=typer.colors.YELLOW, err=True)
 
 
 @app.command()
@@ -126,6 +137,7 @@ def chat(
     if not text.strip():
         fail("消息不能为空", hint='例如：yishi chat --user u1 "帮助"')
     init_db(settings)
+    _knowledge_ready(settings)
     jobs.configure(settings, immediate=True)
     msg = IncomingMessage(
         channel="cli",

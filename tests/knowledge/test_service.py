@@ -47,8 +47,11 @@ def test_answer_quotes_and_cites_the_article(ready_settings: Settings) -> None:
     assert len(result.text) <= 500  # one WeChat message
 
 
-def test_answer_admits_when_nothing_fits(ready_settings: Settings) -> None:
-    result = knowledge_service.answer("红烧肉怎么做才好吃", settings=ready_settings)
+@pytest.mark.parametrize(
+    "question", ["红烧肉怎么做才好吃", "图书馆几点开门", "明天天气怎么样", "附近哪家医院好"]
+)
+def test_answer_admits_when_nothing_fits(ready_settings: Settings, question: str) -> None:
+    result = knowledge_service.answer(question, settings=ready_settings)
     assert not result.confident
     assert result.citations == []
     assert "没有找到" in result.text and "居委会" in result.text

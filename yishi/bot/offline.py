@@ -245,7 +245,7 @@ class OfflineEngine:
         cited = "、".join(format_citation(c.title, c.article) for c in result.citations[:3])
         if "《" not in body:
             body = f"{body}\n依据：{cited}"
-        return body + "\n以上为政策原文摘录，具体以社区和相关部门的解释为准。"
+        return body  # the knowledge answer already carries its "excerpt only" caveat
 
     def _report(self, session: Session, actor: Actor, text: str, intent: Intent, turn: Turn,
                 message_ref: str | None) -> str:
