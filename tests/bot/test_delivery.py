@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 
 from tests.fakes.wechat_server import CUSTOM_SEND, TOKEN, FakeWeChatServer
 from yishi.bot import pipeline
@@ -109,17 +109,18 @@ def test_rate_limited_send_is_retried_and_then_delivered(
     wx.script(CUSTOM_SEND, 45009)
     pipeline.process_inbound(accepted.inbound_id)
     with session_scope(settings) as session:
-        out = session.exec(select(OutboundMessage)).one()
-        out_id = out.id
+        out_id = session.exec(select(OutboundMessage)).one().id
+        assert out_id is not None
     with pytest.raises(Exception, match="45009"):
         pipeline.deliver_outbound(out_id)  # huey would retry this with backoff
     with session_scope(settings) as session:
-        out = session.get(OutboundMessage, out_id)
-        assert out is not None and out.status is OutboundStatus.pending and out.errcode == 45009
+        pending = session.get(OutboundMessage, out_id)
+        assert pending is not None and pending.status is OutboundStatus.pending
+        assert pending.errcode == 45009
     pipeline.deliver_outbound(out_id)
     with session_scope(settings) as session:
-        out = session.get(OutboundMessage, out_id)
-        assert out is not None and out.status is OutboundStatus.sent
+        sent = session.get(OutboundMessage, out_id)
+        assert sent is not None and sent.status is OutboundStatus.sent
     assert len(wx.sent(CUSTOM_SEND)) == 1
 
 
@@ -135,7 +136,7 @@ def test_quota_exhausted_waits_for_the_residents_next_message(
         assert out.status is OutboundStatus.deferred
     pipeline.run_turn(msg=_msg("8002", text="你好"))  # reopens the window
     with session_scope(settings) as session:
-        rows = session.exec(select(OutboundMessage).order_by(OutboundMessage.id)).all()
+        rows = session.exec(select(OutboundMessage).order_by(col(OutboundMessage.id))).all()
         assert [r.status for r in rows] == [OutboundStatus.sent, OutboundStatus.sent]
     assert len(wx.sent(CUSTOM_SEND)) == 2
 

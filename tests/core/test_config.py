@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from yishi.core.config import ReplyMode, Settings
 
@@ -31,12 +31,14 @@ def test_environment_variables_with_the_yishi_prefix(monkeypatch: pytest.MonkeyP
 
 def test_placeholder_secret_refused_in_production() -> None:
     with pytest.raises(ValidationError, match="placeholder"):
-        Settings(environment="production", wechat_token="changeme")
+        Settings(environment="production", wechat_token=SecretStr("changeme"))
     # Development tolerates it so that a newcomer can start at once.
-    Settings(environment="development", wechat_token="changeme")
+    Settings(environment="development", wechat_token=SecretStr("changeme"))
 
 
 def test_secrets_do_not_show_in_repr() -> None:
-    settings = Settings(wechat_app_secret="s3cr3t-value", llm_api_key="sk-abc")
+    settings = Settings(
+        wechat_app_secret=SecretStr("s3cr3t-value"), llm_api_key=SecretStr("sk-abc")
+    )
     assert "s3cr3t-value" not in repr(settings)
     assert "sk-abc" not in str(settings.model_dump())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -92,7 +93,9 @@ def test_upload_of_unreadable_file_is_a_clear_422(client: TestClient) -> None:
 
 
 @pytest.fixture()
-def cli_app(fresh_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> typer.Typer:
+def cli_app(
+    fresh_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[typer.Typer]:
     monkeypatch.setenv("YISHI_DATA_DIR", str(fresh_settings.data_dir))
     monkeypatch.setenv("YISHI_LOAD_SAMPLE_KNOWLEDGE", "false")
     get_settings.cache_clear()

@@ -60,11 +60,10 @@ def row_values(msg: IncomingMessage) -> dict[str, Any]:
 
 def accept_many(*, session: Session, msgs: list[IncomingMessage]) -> list[Accepted]:
     """Store a batch of messages in one transaction; a repeat gets the first message's id."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
     dialect = session.get_bind().dialect.name
-    if dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    dialect_insert: Any = sqlite.insert if dialect == "sqlite" else postgresql.insert
     unique: dict[str, IncomingMessage] = {}
     for msg in msgs:
         unique.setdefault(msg.dedupe_key, msg)

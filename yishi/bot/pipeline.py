@@ -549,7 +549,7 @@ def _take_passive(session: Session, inbound_id: int, user_id: str) -> str | None
     for out in rows:
         taken = session.execute(
             update(OutboundMessage)
-            .where(col(OutboundMessage.id) == out.id, OutboundMessage.status == out.status)
+            .where(col(OutboundMessage.id) == out.id, col(OutboundMessage.status) == out.status)
             .values(status=OutboundStatus.sent, sent_at=now, attempts=OutboundMessage.attempts + 1)
         )
         if taken.rowcount == 1:  # type: ignore[attr-defined]
@@ -638,7 +638,7 @@ def _defer_to_next_message(settings: Settings, inbound_id: int) -> None:
             update(OutboundMessage)
             .where(
                 col(OutboundMessage.inbound_id) == inbound_id,
-                OutboundMessage.status == OutboundStatus.pending,
+                col(OutboundMessage.status) == OutboundStatus.pending,
             )
             .values(status=OutboundStatus.deferred)
         )
