@@ -187,3 +187,9 @@ def test_notice_is_polite_and_specific() -> None:
     assert "傻逼" not in notice
     assert service.notice_for(service.screen("今天天气不错")) == ""
     assert "隐藏" in service.notice_for(service.screen("我的电话13812345678"))
+
+
+def test_each_span_is_reported_once() -> None:
+    verdict = service.screen("傻逼")
+    keys = [(s.start, s.end, s.category) for s in verdict.spans]
+    assert keys and len(keys) == len(set(keys))

@@ -80,6 +80,7 @@ def register(app: typer.Typer, eval_app: typer.Typer) -> None:
         city: Annotated[str | None, typer.Option(help="只看这个城市的地方法规")] = None,
     ) -> None:
         """Search the knowledge base; `--batch` answers a JSONL file, one JSON line per question."""
+        from yishi.core import jsonl
         from yishi.core.config import get_settings
         from yishi.knowledge import service
 
@@ -88,24 +89,16 @@ def register(app: typer.Typer, eval_app: typer.Typer) -> None:
         try:
             service.ensure_ready(settings)
             if batch is not None:
-                if not batch.is_file():
-                    typer.echo(f"找不到文件：{batch}", err=True)
-                    raise typer.Exit(2)
-                with batch.open(encoding="utf-8") as fh:
-                    for n, line in enumerate(fh, 1):
-                        if not line.strip():
-                            continue
-                        try:
-                            row = json.loads(line)
-                            qid, question = row.get("id"), str(row.get("question", ""))
-                        except (json.JSONDecodeError, AttributeError):
-                            typer.echo(f"第 {n} 行不是有效的 JSON 对象，已跳过", err=True)
-                            continue
-                        hits = service.search(
-                            question, k=k, filters=filters or None, settings=settings
-                        )
-                        out = {"id": qid, "hits": [_hit_json(h) for h in hits]}
-                        sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
+                skipped: list[int] = []
+                for row in jsonl.read_objects(batch, skipped=skipped):
+                    hits = service.search(
+                        str(row.get("question", "")), k=k, filters=filters or None,
+                        settings=settings,
+                    )
+                    out = {"id": row.get("id"), "hits": [_hit_json(h) for h in hits]}
+                    sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
+                for n in skipped:
+                    typer.echo(f"第 {n} 行不是有效的 JSON 对象，已跳过", err=True)
                 return
             if query is None:
                 typer.echo("请提供问题，或用 --batch FILE.jsonl", err=True)

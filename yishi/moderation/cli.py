@@ -34,32 +34,24 @@ def register(app: typer.Typer, eval_app: typer.Typer) -> None:
         context: Annotated[str, typer.Option(help="message 或 reply")] = "message",
     ) -> None:
         """Screen one text, or a JSONL batch (one result line per input line)."""
+        from yishi.core import jsonl
         from yishi.moderation import service
 
         if batch is not None:
-            if not batch.is_file():
-                typer.echo(f"找不到文件：{batch}", err=True)
-                raise typer.Exit(2)
-            with batch.open(encoding="utf-8") as fh:
-                for n, line in enumerate(fh, 1):
-                    if not line.strip():
-                        continue
-                    try:
-                        row = json.loads(line)
-                        item_id, item_text = row.get("id"), str(row.get("text", ""))
-                    except (json.JSONDecodeError, AttributeError):
-                        typer.echo(f"第 {n} 行不是有效的 JSON 对象，已跳过", err=True)
-                        continue
-                    v = service.screen(item_text, context=context)
-                    out = {
-                        "id": item_id,
-                        "action": v.action,
-                        "categories": v.categories,
-                        "score": v.score,
-                        "spans": [s.model_dump() for s in v.spans],
-                        "redacted": v.redacted,
-                    }
-                    sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
+            skipped: list[int] = []
+            for row in jsonl.read_objects(batch, skipped=skipped):
+                v = service.screen(str(row.get("text", "")), context=context)
+                out = {
+                    "id": row.get("id"),
+                    "action": v.action,
+                    "categories": v.categories,
+                    "score": v.score,
+                    "spans": [s.model_dump() for s in v.spans],
+                    "redacted": v.redacted,
+                }
+                sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
+            for n in skipped:
+                typer.echo(f"第 {n} 行不是有效的 JSON 对象，已跳过", err=True)
             return
         if text is None:
             typer.echo("请提供要审核的文本，或用 --batch FILE.jsonl", err=True)

@@ -188,10 +188,12 @@ def _build_verdict(
     spans: list[Span] = []
     reasons: list[str] = []
     seen_reasons: set[str] = set()
+    seen_spans: set[tuple[int, int, str]] = set()  # several detectors may mark the same words
     for s in sorted(signals, key=lambda s: (s.start, -s.score)):
         if s.category not in counted and not s.redact:
             continue
-        if s.end > s.start:
+        if s.end > s.start and (s.start, s.end, s.category) not in seen_spans:
+            seen_spans.add((s.start, s.end, s.category))
             spans.append(
                 Span(start=s.start, end=s.end, category=s.category, text=text[s.start : s.end])
             )
