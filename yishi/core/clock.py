@@ -30,6 +30,11 @@ def set_clock(fn: Callable[[], float] | None) -> None:
     _now = fn or time.time
 
 
+def from_local(moment: datetime) -> datetime:
+    """A Beijing-time wall-clock datetime (as staff type it) as the naive UTC that tables store."""
+    return moment.replace(tzinfo=BEIJING).astimezone(UTC).replace(tzinfo=None)
+
+
 def local_time(moment: datetime, fmt: str = RESIDENT_FORMAT) -> str:
     """A stored naive-UTC datetime in Beijing time, formatted with `fmt`."""
     return moment.replace(tzinfo=UTC).astimezone(BEIJING).strftime(fmt)

@@ -23,6 +23,7 @@ from fastapi.templating import Jinja2Templates
 
 from yishi.core import auth as auth_service
 from yishi.core.auth import Actor
+from yishi.core.clock import local_time
 from yishi.core.deps import SessionDep
 from yishi.core.errors import Unauthorized, YishiError
 from yishi.core.models import Role
@@ -40,8 +41,8 @@ templates.env.filters["highlight"] = highlight_spans
 
 
 def _fmt_time(value: Any) -> str:
-    """A datetime as `YYYY-MM-DD HH:MM` (naive UTC), or an empty string."""
-    return value.strftime("%Y-%m-%d %H:%M") if value is not None else ""
+    """A stored naive-UTC datetime in Beijing time, `YYYY-MM-DD HH:MM`, or an empty string."""
+    return local_time(value, "%Y-%m-%d %H:%M") if value is not None else ""
 
 
 templates.env.filters["dt"] = _fmt_time

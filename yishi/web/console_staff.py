@@ -12,7 +12,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlmodel import col, select
 
-from yishi.core.clock import utcnow
+from yishi.core.clock import from_local, utcnow
 from yishi.core.deps import SessionDep
 from yishi.core.errors import Invalid, YishiError
 from yishi.core.models import Role
@@ -193,7 +193,7 @@ def issue_assign(
         due: datetime | None = None
         if due_at.strip():
             try:
-                due = datetime.fromisoformat(due_at.strip())
+                due = from_local(datetime.fromisoformat(due_at.strip()))
             except ValueError:
                 raise Invalid("处理时限格式不对", hint="例如 2026-12-01T18:00") from None
         flows.assign_issue(
