@@ -198,3 +198,31 @@ def test_summary_with_a_real_langchain_client(session: Session) -> None:
     assert [c.text for c in s.consensus] == ["大家都要求公开账目"]
     assert s.divisive == [] and s.rejected[0].section == "divisive"
     assert "停车收费应当公开账目" in sent
+
+
+def test_every_group_gets_a_cited_view_even_without_representative_statements() -> None:
+    from yishi.deliberation.summaries import MathView, StatementFigures, offline_summary
+
+    figs = StatementFigures(agree=2)
+    math = MathView(
+        groups={"A": ["p1", "p2"], "B": ["p3"]},
+        repness={"A": [(1, "agree")], "B": []},
+        consensus=[],
+        overall={1: figs},
+        by_group={"A": {1: figs}, "B": {1: figs}},
+    )
+    from yishi.deliberation.models import Statement, Thread
+    from yishi.deliberation.summaries import ThreadMaterial
+
+    material = ThreadMaterial(
+        thread=Thread(id=1, title="停车", question="访客怎么停车？", created_by="web:staff"),
+        messages=[],
+        statements=[
+            Statement(id=1, thread_id=1, author_id="web:a", text="访客车辆应该免费停两小时")
+        ],
+        votes=[("p1", 1, 1), ("p2", 1, 1), ("p3", 1, 1)],
+        math=math,
+    )
+    summary = offline_summary(material)
+    assert [g.group for g in summary.groups] == ["A", "B"]
+    assert summary.groups[1].view.cites == ["s1"]

@@ -507,7 +507,7 @@ def format_summary(summary: Any) -> str:
 
     if summary.groups:
         lines.append("意见分组：")
-        for g in summary.groups[:4]:
+        for g in summary.groups[:5]:  # Polis forms at most five groups
             lines.append(f"- {g.group}组（{g.size}人）：{g.view.text}")
     claims("共识：", summary.consensus)
     claims("分歧：", summary.divisive)

@@ -294,9 +294,18 @@ def offline_summary(material: ThreadMaterial) -> ThreadSummary:
     groups: list[GroupView] = []
     for label in sorted(math.groups):
         reps = [(sid, side) for sid, side in math.repness.get(label, []) if sid in texts]
-        if not reps:
-            continue
         figures = math.by_group.get(label, {})
+        if not reps:
+            # No statement sets this group apart; still show it (the divisive points name every
+            # group) with what it agrees with most, so the reader can place it.
+            voted = [(f.agree_rate, sid) for sid, f in figures.items() if f.total and sid in texts]
+            if not voted:
+                continue
+            rate, sid = max(voted, key=lambda t: (t[0], -t[1]))
+            text = f"没有明显区别于其他组的立场；最认同「{texts[sid]}」（{_pct(rate)}）"
+            view = _stmt_claim(text, sid, texts[sid])
+            groups.append(GroupView(group=label, size=len(math.groups[label]), view=view))
+            continue
         claims = []
         for sid, side in reps:
             fig = figures.get(sid, StatementFigures())
