@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import statistics
@@ -104,17 +103,8 @@ def print_fixture_agreement() -> None:
     print(f"\n{'fixture':32s} {'GAC max |Δ|':>12s} {'consensus':>10s} {'repness':>8s}"
           f" {'repness-test max rel Δ':>23s}")
     for folder in sorted(p for p in (DATA / "polis-math-fixtures").iterdir() if p.is_dir()):
-        math = json.loads((folder / "math-pca2.json").read_text())
-        raw = json.loads((folder / "votes.json").read_text())
-        pid = "pid" if "pid" in raw[0] else "participant_id"
-        tid = "tid" if "tid" in raw[0] else "statement_id"
-        tids = set(math["tids"])
-        matrix = VoteMatrix.from_votes(
-            ((v[pid], v[tid], v["vote"]) for v in raw if v[tid] in tids), comments=math["tids"]
-        )
-        bc = math["base-clusters"]
-        base = dict(zip(bc["id"], bc["members"], strict=True))
-        groups = {p: g["id"] for g in math["group-clusters"] for b in g["members"] for p in base[b]}
+        fixture = polis.load_math_fixture(folder)
+        math, matrix, groups = fixture.math, fixture.matrix, fixture.groups
         result = consensus.compute(matrix, groups=groups, mod_out=math["mod-out"])
         want = math["group-aware-consensus"]
         gac = max(abs(c.group_informed_consensus - want[str(c.id)]) for c in result.comments)

@@ -13,7 +13,7 @@ import pytest
 from sqlmodel import Session, select
 
 import yishi.bot.memory_models  # noqa: F401  (tables for create_all)
-from tests.bot.scenarios.support import RESIDENT, STAFF, install_fake_knowledge, make_world
+from tests.bot.scenarios.support import RESIDENT, STAFF, make_world
 from tests.fakes.openai_server import (
     FakeOpenAIServer,
     hang,
@@ -29,7 +29,6 @@ from yishi.bot.memory_models import ConversationTurn, Handoff
 from yishi.bot.prompts import SYSTEM_PROMPT
 from yishi.core.auth import Actor
 from yishi.core.config import Settings
-from yishi.core.db import create_all, make_engine
 from yishi.deliberation.models import Issue, ThreadMessage, Vote
 
 
@@ -43,20 +42,6 @@ def server() -> Iterator[FakeOpenAIServer]:
 def llm(server: FakeOpenAIServer) -> FakeOpenAIServer:
     server.reset()
     return server
-
-
-@pytest.fixture
-def session(yishi_env: Settings) -> Iterator[Session]:
-    engine = make_engine(yishi_env.resolved_database_url)
-    create_all(engine)
-    with Session(engine, expire_on_commit=False) as s:
-        yield s
-    engine.dispose()
-
-
-@pytest.fixture
-def knowledge(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    return install_fake_knowledge(monkeypatch)
 
 
 def make_agent(settings: Settings, llm: FakeOpenAIServer, **over: Any) -> AgentEngine:

@@ -4,7 +4,6 @@ prompt injection, hand-offs, WeChat output rules, and the engine seam."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from types import ModuleType
 
 import pytest
@@ -28,23 +27,8 @@ from yishi.bot.text import (
 from yishi.core import clock
 from yishi.core.auth import Actor
 from yishi.core.config import Settings
-from yishi.core.db import create_all, make_engine
 from yishi.core.models import Role
 from yishi.deliberation.models import Issue, Vote
-
-
-@pytest.fixture
-def session(yishi_env: Settings) -> Iterator[Session]:
-    engine = make_engine(yishi_env.resolved_database_url)
-    create_all(engine)
-    with Session(engine, expire_on_commit=False) as s:
-        yield s
-    engine.dispose()
-
-
-@pytest.fixture
-def knowledge(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    return install_fake_knowledge(monkeypatch)
 
 
 @pytest.fixture

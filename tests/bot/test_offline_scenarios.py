@@ -8,7 +8,7 @@ from types import ModuleType
 
 import pytest
 
-from tests.bot.scenarios.support import install_fake_knowledge, load_scenarios, run_scenarios
+from tests.bot.scenarios.support import load_scenarios, run_scenarios
 from yishi.core.config import Settings
 
 # The thresholds. The rules were written first. On its first run the main set (45 conversations)
@@ -19,11 +19,6 @@ from yishi.core.config import Settings
 INTENT_THRESHOLD = 0.90
 FIELD_THRESHOLD = 0.90
 ACTION_THRESHOLD = 0.90
-
-
-@pytest.fixture
-def knowledge(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    return install_fake_knowledge(monkeypatch)
 
 
 @pytest.fixture

@@ -49,18 +49,8 @@ pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"shared data not foun
 @cache
 def _fixture(name: str) -> tuple[dict[str, Any], VoteMatrix, dict[int, int]]:
     """Polis's math output, the votes it was computed from, and its groups (pid -> group)."""
-    folder = FIXTURES / name
-    math = json.loads((folder / "math-pca2.json").read_text())
-    raw = json.loads((folder / "votes.json").read_text())
-    pid = "pid" if "pid" in raw[0] else "participant_id"
-    tid = "tid" if "tid" in raw[0] else "statement_id"
-    tids = set(math["tids"])
-    matrix = VoteMatrix.from_votes(
-        ((v[pid], v[tid], v["vote"]) for v in raw if v[tid] in tids), comments=math["tids"]
-    )
-    base = dict(zip(math["base-clusters"]["id"], math["base-clusters"]["members"], strict=True))
-    groups = {p: g["id"] for g in math["group-clusters"] for b in g["members"] for p in base[b]}
-    return math, matrix, groups
+    fixture = polis.load_math_fixture(FIXTURES / name)
+    return fixture.math, fixture.matrix, fixture.groups
 
 
 @pytest.mark.parametrize("name", FIXTURE_NAMES)

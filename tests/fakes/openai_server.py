@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.fakes.served import ServedInThread
+
 
 @dataclass
 class Scripted:
@@ -63,7 +65,7 @@ def slow_stream(content: str, chunk_delay: float) -> Scripted:
     return Scripted(text=content, chunk_delay=chunk_delay)
 
 
-class FakeOpenAIServer:
+class FakeOpenAIServer(ServedInThread):
     """The scripted server; use as a context manager or call start()/stop()."""
 
     def __init__(self, model: str = "fake-model") -> None:
@@ -71,8 +73,6 @@ class FakeOpenAIServer:
         self.history: list[dict[str, Any]] = []
         self._queue: deque[Scripted] = deque()
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ control
     def enqueue(self, *replies: Scripted) -> None:
@@ -94,8 +94,7 @@ class FakeOpenAIServer:
 
     @property
     def base_url(self) -> str:
-        assert self._server is not None, "server not started"
-        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+        return f"http://127.0.0.1:{self.port}/v1"
 
     def start(self) -> FakeOpenAIServer:
         """Bind a free port on 127.0.0.1 and serve in a background thread."""
@@ -119,23 +118,8 @@ class FakeOpenAIServer:
                 if not isinstance(error, (ConnectionResetError, BrokenPipeError, TimeoutError)):
                     super().handle_error(request, client_address)
 
-        self._server = Server(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
+        self._serve(Server(("127.0.0.1", 0), Handler))
         return self
-
-    def stop(self) -> None:
-        """Stop serving and free the port."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> FakeOpenAIServer:
-        return self.start()
-
-    def __exit__(self, *_exc: Any) -> None:
-        self.stop()
 
     # ------------------------------------------------------------------ serving
     def _next(self) -> Scripted:

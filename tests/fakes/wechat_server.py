@@ -21,6 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+from tests.fakes.served import ServedInThread
 from yishi.bot.channels.crypto import MessageCrypto, sha1_signature
 
 # Endpoint names used for scripting and records.
@@ -47,7 +48,7 @@ class Recorded:
 
 
 @dataclass
-class FakeWeChatServer:
+class FakeWeChatServer(ServedInThread):
     """Scriptable WeChat API; use as a context manager (`with FakeWeChatServer() as wx:`)."""
 
     app_id: str = "wxfakeappid"
@@ -65,16 +66,13 @@ class FakeWeChatServer:
     _robot_times: deque[float] = field(default_factory=deque)
     _counter: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _server: ThreadingHTTPServer | None = None
-    _thread: threading.Thread | None = None
 
     # ------------------------------------------------------------ control
 
     @property
     def base_url(self) -> str:
         """`http://127.0.0.1:<port>/cgi-bin/` — what `wechat_api_base_url` points at."""
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}/cgi-bin/"
+        return f"http://127.0.0.1:{self.port}/cgi-bin/"
 
     @property
     def robot_url(self) -> str:
@@ -135,26 +133,8 @@ class FakeWeChatServer:
             do_GET = _handle
             do_POST = _handle
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
+        self._serve(ThreadingHTTPServer(("127.0.0.1", 0), Handler))
         return self
-
-    def stop(self) -> None:
-        """Stop serving."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> FakeWeChatServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # ------------------------------------------------------------ behaviour
 

@@ -9,8 +9,10 @@ plus Polis's own ``group-id``). Votes use +1 agree, -1 disagree, 0 pass. Comment
 from __future__ import annotations
 
 import csv
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -133,3 +135,31 @@ def load_export(folder: str | Path) -> PolisExport:
         comment_text=text,
         polis_groups=_polis_groups(folder),
     )
+
+
+@dataclass
+class PolisMathFixture:
+    """Polis's own math output (math-pca2.json), the votes it came from, and its groups."""
+
+    math: dict[str, Any]
+    matrix: VoteMatrix
+    groups: dict[int, int]  # participant -> Polis's group id
+
+
+def load_math_fixture(folder: str | Path) -> PolisMathFixture:
+    """Read a folder with Polis's `math-pca2.json` and `votes.json` (for checking our math)."""
+    folder = Path(folder)
+    try:
+        math = json.loads((folder / "math-pca2.json").read_text())
+        raw = json.loads((folder / "votes.json").read_text())
+    except FileNotFoundError as exc:
+        raise NotFound(f"Polis 计算结果不完整：{exc.filename}") from exc
+    pid = "pid" if "pid" in raw[0] else "participant_id"
+    tid = "tid" if "tid" in raw[0] else "statement_id"
+    tids = set(math["tids"])
+    matrix = VoteMatrix.from_votes(
+        ((v[pid], v[tid], v["vote"]) for v in raw if v[tid] in tids), comments=math["tids"]
+    )
+    base = dict(zip(math["base-clusters"]["id"], math["base-clusters"]["members"], strict=True))
+    groups = {p: g["id"] for g in math["group-clusters"] for b in g["members"] for p in base[b]}
+    return PolisMathFixture(math=math, matrix=matrix, groups=groups)
