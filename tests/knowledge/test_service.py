@@ -172,7 +172,7 @@ def test_delete_removes_document_and_chunks(fresh_settings: Settings) -> None:
     index.embedder._model = None  # would load the model again if anything were embedded
     monkey = pytest.MonkeyPatch()
     monkey.setattr(
-        "yishi.knowledge.adapters._shared_model",
+        "yishi.core.embedding.shared_model",
         lambda: pytest.fail("embedded again instead of using the cache"),
     )
     try:

