@@ -208,7 +208,7 @@ HOMOPHONES: dict[str, list[str]] = {
     "提示词": ["提示辞", "ti示词"], "狗": ["🐶", "苟"], "猪": ["🐷", "zhu"], "死": ["4", "sǐ"],
 }
 SPLIT_CHARS = {"妈": "女马", "奶": "女乃", "炮": "火包", "骗": "马扁", "赌": "贝者",
-               "枪": "木仓", "她": "女也", "娘": "女良", "婊": "女表", "嫖": "女票", "奸": "女干"}
+               "枪": "木仓", "婊": "女表", "嫖": "女票", "奸": "女干"}
 EMOJI = {"妈": "🐴", "狗": "🐶", "猪": "🐷", "火": "🔥", "钱": "💰", "死": "💀", "刀": "🔪",
          "炸": "💣", "车": "🚗", "加": "➕", "鸡": "🐔", "电话": "📞", "牛": "🐮", "蛇": "🐍"}
 TYPOS = {"的": "得", "在": "再", "已经": "以经", "做": "作", "再": "在", "那": "哪", "账": "帐",
@@ -237,9 +237,13 @@ FILLERS = [
 ]
 
 
-def _find_term(text: str) -> str | None:
+# Everyday words in the homophone table: respelt by evaders, but not where symbols go.
+NEUTRAL = {"物业", "系统", "电话", "女的", "银行卡", "身份证", "验证码", "狗", "猪", "小心"}
+
+
+def _find_term(text: str, *, multi: bool = False) -> str | None:
     for term in TERMS:
-        if term in text:
+        if term in text and term not in NEUTRAL and (len(term) > 1 or not multi):
             return term
     return None
 
@@ -254,7 +258,7 @@ def ev_homophone(text: str, rng: random.Random) -> str | None:
 
 
 def ev_pinyin(text: str, rng: random.Random) -> str | None:
-    term = _find_term(text)
+    term = _find_term(text, multi=True)
     if term is None or not re.search(r"[\u4e00-\u9fff]", term):
         return None
     style = rng.choice(["full", "initials", "full"])
@@ -380,9 +384,12 @@ class Family:
     label: str
     categories: list[str]
     seeds: list[tuple[str, list[str]]] = field(default_factory=list)  # (text, evasions)
+    apply: str | None = None  # a transform every item of the family goes through
 
 
-HEADER_RE = re.compile(r"^@\s+(\S+)\s+(block|review)\s+(\S+)(?:\s+ev=(\S+))?\s*$")
+HEADER_RE = re.compile(
+    r"^@\s+(\S+)\s+(block|review)\s+(\S+)(?:\s+ev=(\S+))?(?:\s+apply=(\S+))?\s*$"
+)
 LINE_EV_RE = re.compile(r"^%([a-z_,]+)%\s*")
 
 
@@ -404,7 +411,10 @@ def read_seeds(path: Path) -> list[Family]:
                 raise SystemExit(f"{path.name}:{lineno}: bad header {line!r}")
             seen.add(fam)
             default_ev = m.group(4).split(",") if m.group(4) else []
-            current = Family(fam, label, cats)
+            apply = m.group(5)
+            if apply is not None and apply not in TRANSFORMS:
+                raise SystemExit(f"{path.name}:{lineno}: unknown transform {apply!r}")
+            current = Family(fam, label, cats, apply=apply)
             families.append(current)
             continue
         if line.startswith("@"):
@@ -438,6 +448,11 @@ def expand(fam: Family) -> list[tuple[str, list[str]]]:
     seen: set[str] = set()
 
     def add(text: str, ev: list[str]) -> None:
+        if fam.apply is not None and fam.apply not in ev:
+            changed = TRANSFORMS[fam.apply](text, rng)
+            if changed is None:
+                raise SystemExit(f"{fam.family}: {fam.apply} does not apply to {text!r}")
+            text, ev = changed, ev + [fam.apply]
         text = text.strip()
         if text and text not in seen and len(out) < target:
             seen.add(text)
