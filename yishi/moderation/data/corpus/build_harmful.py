@@ -177,7 +177,7 @@ def fill(text: str, rng: random.Random) -> str:
         chosen[key] = value
         return value
 
-    return SLOT_RE.sub(slot, ENC_RE.sub(enc, text))
+    return SLOT_RE.sub(slot, ENC_RE.sub(enc, text)).replace("的的", "的")
 
 
 # ---------------------------------------------------------------- evasion transforms
@@ -215,12 +215,12 @@ TYPOS = {"的": "得", "在": "再", "已经": "以经", "做": "作", "再": "�
          "候": "侯", "象": "像", "像": "象", "吗": "嘛"}
 DIALECT = {  # Mandarin -> regional wording (粤 / 东北 / 四川)
     "什么": ["咩", "啥", "啥子"], "不要": ["唔好", "别"], "他": ["佢"], "你": ["你", "侬"],
-    "很": ["老", "贼", "好"], "没有": ["冇", "没得"], "厉害": ["犀利", "嘚瑟"], "打": ["削", "捶"],
+    "很": ["老", "贼", "好"], "没有": ["冇", "没得"], "厉害": ["犀利", "嘚瑟"],
     "傻": ["虎", "憨"], "是": ["系"], "看": ["睇"], "吃": ["食"], "一下": ["一哈"],
 }
 SYMBOLS = ["*", ".", "-", "|", "_", "~", "/", "、", "💢", "😊", "✨", " "]
 TERMS = sorted(set(HOMOPHONES) | {"骗", "赌", "约", "嫖", "毒", "刀", "血", "灭", "宰", "揍",
-                                   "打", "死", "婊", "骚", "鸡", "淫", "黄"}, key=len, reverse=True)
+                                   "打", "死", "婊", "骚", "鸡", "淫", "黄"}, key=lambda t: (-len(t), t))
 PREFIXES = ["@所有人 ", "各位邻居，", "说句实话，", "刚看到群里说的，", "[捂脸]", "哈哈哈 ",
             "我就说一句，", "群里的都听好了，", "转发：", "【重要】", "家人们，", "唉，", "老铁们 ",
             "说实话 ", "真是受够了，", "emmm ", "大家好，", "@物业管家 ", "顺便说一下，"]
@@ -330,12 +330,13 @@ def ev_dialect(text: str, rng: random.Random) -> str | None:
 
 
 def ev_voice(text: str, rng: random.Random) -> str | None:
+    marks = [m.start() for m in re.finditer(r"[，。！？!?,、；;]", text)]
+    if marks and rng.random() < 0.5:  # a spoken filler where the speaker paused
+        cut = rng.choice(marks)
+        text = text[:cut] + rng.choice(["那个", "就是", "呃", "然后"]) + text[cut:]
     out = re.sub(r"[，。！？!?,.、；;：:~～\s]+", "", text)
     if out == text or len(out) < 6:
         return None
-    if rng.random() < 0.5:
-        cut = rng.randint(2, max(2, len(out) - 2))
-        out = out[:cut] + rng.choice(["那个", "就是", "呃"]) + out[cut:]
     return out
 
 
@@ -358,10 +359,11 @@ def ev_digits(text: str, rng: random.Random) -> str | None:
 
 
 def ev_long(text: str, rng: random.Random) -> str | None:
-    if len(text) > 90:
+    if len(text) > 140:
         return None
     head, tail = rng.choice(FILLERS)
-    return f"{head}{text}{'' if text.endswith(('。', '！', '!', '？')) else '。'}{tail}"
+    stop = "" if text.endswith(("。", "！", "!", "？", "?", ".")) else "。"
+    return f"{head}{text}{stop}{tail}"
 
 
 TRANSFORMS = {
@@ -426,7 +428,7 @@ def read_seeds(path: Path) -> list[Family]:
         if lm:
             ev = lm.group(1).split(",")
             line = line[lm.end():]
-        current.seeds.append((line, ev))
+        current.seeds.append((line.replace("\\n", "\n"), ev))
     return families
 
 
