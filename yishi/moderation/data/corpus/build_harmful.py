@@ -219,13 +219,14 @@ DIALECT = {  # Mandarin -> regional wording (粤 / 东北 / 四川)
     "傻": ["虎", "憨"], "是": ["系"], "看": ["睇"], "吃": ["食"], "一下": ["一哈"],
 }
 SYMBOLS = ["*", ".", "-", "|", "_", "~", "/", "、", "💢", "😊", "✨", " "]
-TERMS = sorted(set(HOMOPHONES) | {"骗", "赌", "约", "嫖", "毒", "刀", "血", "灭", "宰", "揍",
-                                   "打", "死", "婊", "骚", "鸡", "淫", "黄"}, key=lambda t: (-len(t), t))
+SINGLE_TERMS = set("骗赌约嫖毒刀血灭宰揍打死婊骚鸡淫黄")
+TERMS = sorted(set(HOMOPHONES) | SINGLE_TERMS, key=lambda t: (-len(t), t))
+# Ordinary chat openers and closers: they must not add meaning (no threat, no innuendo).
 PREFIXES = ["@所有人 ", "各位邻居，", "说句实话，", "刚看到群里说的，", "[捂脸]", "哈哈哈 ",
-            "我就说一句，", "群里的都听好了，", "转发：", "【重要】", "家人们，", "唉，", "老铁们 ",
+            "我就说一句，", "转发：", "【重要】", "家人们，", "唉，", "老铁们 ",
             "说实话 ", "真是受够了，", "emmm ", "大家好，", "@物业管家 ", "顺便说一下，"]
-SUFFIXES = ["[微笑]", "，大家评评理", "!!!", "。。。", "[旺柴]", "，就这样", "[呲牙]", "，懂的都懂",
-            " 🙄", "，转给需要的人", "～", "，说到做到", " [OK]", "？", "，别说我没提醒"]
+SUFFIXES = ["[微笑]", "，大家评评理", "!!!", "。。。", "[旺柴]", "，就这样", "[呲牙]",
+            " 🙄", "，转给需要的人", "～", " [OK]", "？"]
 FILLERS = [
     ("今天电梯又坏了一台，物业说下午修好。", "另外谁家快递放错了，在2楼信报箱那。"),
     ("早上好各位，今天降温记得加衣服。", "对了周末小区门口有义诊，老人可以去看看。"),
@@ -454,7 +455,7 @@ def expand(fam: Family) -> list[tuple[str, list[str]]]:
             changed = TRANSFORMS[fam.apply](text, rng)
             if changed is None:
                 raise SystemExit(f"{fam.family}: {fam.apply} does not apply to {text!r}")
-            text, ev = changed, ev + [fam.apply]
+            text, ev = changed, [*ev, fam.apply]
         text = text.strip()
         if text and text not in seen and len(out) < target:
             seen.add(text)
@@ -477,7 +478,7 @@ def expand(fam: Family) -> list[tuple[str, list[str]]]:
                 continue
             if name != "long_context" and rng.random() < 0.3:
                 changed = decorate(changed, rng)
-            add(changed, ev + [name])
+            add(changed, [*ev, name])
         else:
             add(decorate(text, rng), ev)
     return out
