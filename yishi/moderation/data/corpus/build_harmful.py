@@ -417,6 +417,7 @@ def read_seeds(path: Path) -> list[Family]:
             apply = m.group(5)
             if apply is not None and apply not in TRANSFORMS:
                 raise SystemExit(f"{path.name}:{lineno}: unknown transform {apply!r}")
+            cats = sorted(cats, key=CATEGORIES.index)  # one order for the same pair
             current = Family(fam, label, cats, apply=apply)
             families.append(current)
             continue
