@@ -502,23 +502,60 @@ def build() -> list[dict[str, object]]:
     return rows
 
 
+def counts_markdown(rows: list[dict[str, object]]) -> str:
+    """The README's counts section: per category, label, split and evasion."""
+
+    def row(name: str, items: list[dict[str, object]]) -> str:
+        label = Counter(str(r["label"]) for r in items)
+        split = Counter(str(r["split"]) for r in items)
+        fams = len({r["family"] for r in items})
+        cells = [len(items), label["block"], label["review"], split["train"], split["dev"],
+                 split["test"], fams]
+        return f"| {name} | " + " | ".join(f"{c:,}" for c in cells) + " |"
+
+    lines = ["| category | items | block | review | train | dev | test | families |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines += [row(c, [r for r in rows if c in r["categories"]]) for c in CATEGORIES]  # type: ignore[operator]
+    lines.append(row("**all items**", rows))
+    pairs = Counter(" + ".join(r["categories"]) for r in rows if len(r["categories"]) == 2)  # type: ignore[arg-type]
+    evaded = sum(1 for r in rows if r["evasions"])
+    review = sum(1 for r in rows if r["label"] == "review")
+    ev = Counter(e for r in rows for e in r["evasions"])  # type: ignore[attr-defined]
+    lines += [
+        "",
+        f"Items with two categories: {sum(pairs.values())} ("
+        + ", ".join(f"{k} {v}" for k, v in pairs.most_common()) + "), so the category rows add"
+        " up to more than the total.",
+        "",
+        f"Labels: {len(rows) - review:,} block ({(len(rows) - review) / len(rows):.1%}), "
+        f"{review:,} review ({review / len(rows):.1%}).",
+        "",
+        f"Items with at least one evasion: {evaded:,} of {len(rows):,} "
+        f"({evaded / len(rows):.1%}); by evasion: "
+        + ", ".join(f"`{k}` {v}" for k, v in ev.most_common()) + ".",
+    ]
+    return "\n".join(lines)
+
+
 def main() -> None:
     rows = build()
     with OUT.open("w", encoding="utf-8") as fh:
         for row in rows:
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
     fams = read_seeds(SEEDS)
-    cat = Counter(c for r in rows for c in r["categories"])  # type: ignore[attr-defined]
     print(f"{len(rows)} items, {len(fams)} families, {sum(len(f.seeds) for f in fams)} seeds")
-    print("label", dict(Counter(r["label"] for r in rows)))
-    print("split", dict(Counter(r["split"] for r in rows)))
-    print("category", dict(sorted(cat.items())))
-    print("with evasion", sum(1 for r in rows if r["evasions"]) / max(1, len(rows)))
-    print("evasions", dict(Counter(e for r in rows for e in r["evasions"])))  # type: ignore[attr-defined]
-    if "--check" in sys.argv:
-        low = [c for c in CATEGORIES if cat[c] < 80]
-        if low:
-            raise SystemExit(f"categories under 80: {low}")
+    print(counts_markdown(rows))
+    readme = HERE / "README.md"
+    if "--readme" in sys.argv and readme.exists():
+        text = readme.read_text(encoding="utf-8")
+        start, end = "<!-- counts:start -->\n", "<!-- counts:end -->"
+        head, rest = text.split(start, 1)
+        readme.write_text(head + start + counts_markdown(rows) + "\n" + end
+                          + rest.split(end, 1)[1], encoding="utf-8")
+    cat = Counter(c for r in rows for c in r["categories"])  # type: ignore[attr-defined]
+    low = [c for c in CATEGORIES if cat[c] < 80]
+    if low:
+        raise SystemExit(f"categories under 80 items: {low}")
 
 
 if __name__ == "__main__":
