@@ -335,7 +335,10 @@ def ev_voice(text: str, rng: random.Random) -> str | None:
     if marks and rng.random() < 0.5:  # a spoken filler where the speaker paused
         cut = rng.choice(marks)
         text = text[:cut] + rng.choice(["那个", "就是", "呃", "然后"]) + text[cut:]
-    out = re.sub(r"[，。！？!?,.、；;：:~～\s]+", "", text)
+    if re.search(r"[A-Za-z0-9][.:/=][A-Za-z0-9]", text):  # links and payloads are not spoken
+        return None
+    out = re.sub(r"[，。！？!?,、；;：~～]+", "", text)
+    out = re.sub(r"(?<![A-Za-z0-9])\s+|\s+(?![A-Za-z0-9])", "", out)  # keep spaces between words
     if out == text or len(out) < 6:
         return None
     return out
