@@ -32,7 +32,7 @@ TRIGGER_CUES = (
     "微信", "vx", "VX", "加我", "私聊", "http", "链接", "二维码", "红包", "转账", "投资", "收益",
     "返利", "贷", "中奖", "乳", "胸", "裸", "药", "针", "举报", "投诉", "威胁", "报警", "警察",
     "律师", "起诉", "法院", "王法", "冒充", "骗", "绝了", "瞅啥", "他妈", "机器人", "忽略",
-    "扮演", "假装", "管理员", "提示词", "💀", "🔥", "🐶", "🐔", "🐷", "🐴", "{phone}",
+    "扮演", "假装", "管理员", "提示词", "{plate}", "💀", "🔥", "🐶", "🐔", "🐷", "🐴", "{phone}",
 )
 # Everyday words that contain a cue but would not fool even a naive screener.
 NOT_CUES = ("打扰", "打扫", "打开", "打电话", "打印", "打个电话", "打听")
@@ -59,6 +59,7 @@ SUFFIXES = ["", "", "", "", "", "🙏", "[抱拳]", "谢谢", "谢谢大家", "�
             "[微笑]", "辛苦了", "🙂"]
 TYPOS = [("的", "得"), ("在", "再"), ("已经", "以经"), ("哪", "那"), ("吗", "嘛"), ("账", "帐"),
          ("做", "作"), ("再", "在"), ("地", "的"), ("里", "哩"), ("什么", "神马"), ("一下", "一哈")]
+PHONE = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)")
 PUNCT = re.compile(r"[，。！？、；：,.!?;:~～…]+")
 
 
@@ -102,6 +103,13 @@ def phone(rng: random.Random) -> str:
     return "1" + rng.choice("3456789") + "".join(rng.choice("0123456789") for _ in range(9))
 
 
+def plate(rng: random.Random) -> str:
+    """A fictional car plate of the sender's own car."""
+    letters = "ABCDEFGHJKLMNPQRSTUVWXYZ"
+    tail = "".join(rng.choice(letters + "0123456789") for _ in range(4))
+    return rng.choice("京沪粤浙苏川鄂湘鲁豫") + rng.choice("ABCDE") + rng.choice(letters) + tail
+
+
 def _range(rng: random.Random, spec: str) -> str:
     lo, hi = (int(x) for x in spec.split("-"))
     value = rng.randint(lo, hi)
@@ -137,6 +145,8 @@ def fill(template: str, rng: random.Random) -> str:
             return rng.choice(GATES)
         if name == "phone":
             return phone(rng)
+        if name == "plate":
+            return plate(rng)
         if name == "pick":
             return rng.choice(spec.split("/"))
         raise ValueError(f"unknown slot {name!r} in {template!r}")
@@ -234,7 +244,8 @@ def build() -> list[dict[str, object]]:
             if text in seen:
                 continue
             seen.add(text)
-            pii = "{phone}" in "".join(family.seeds) or re.search(r"1[3-9]\d{9}", text)
+            joined = "".join(family.seeds)
+            pii = "{phone}" in joined or "{plate}" in joined or PHONE.search(text)
             rows.append({
                 "id": f"b-{len(rows) + 1:06d}",
                 "text": text,
