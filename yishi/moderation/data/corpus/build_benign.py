@@ -47,18 +47,18 @@ NAME_FORMS = ["{s}阿姨", "{s}姐", "{s}师傅", "小{s}", "老{s}", "{s}老师
               "{s}叔", "{s}奶奶"]
 TIMES = ["明天下午三点", "周六上午十点", "今晚七点半", "周日下午两点", "明早八点", "后天晚上八点",
          "本周六下午四点", "下周一上午九点", "今天下午五点", "周五晚上七点"]
-DAYS = ["周六", "周日", "明天", "后天", "这周末", "下周二", "周三", "今天下午"]
+DAYS = ["周六", "周日", "明天", "后天", "这周末", "下周二", "周三", "今天"]
 PLACES = ["南门快递柜旁", "物业服务中心门口", "小区北门", "3栋楼下", "活动室", "篮球场边",
           "东门岗亭", "地下车库B2入口", "会所一楼", "儿童游乐区旁边"]
 GATES = ["南门", "北门", "东门", "西门", "侧门"]
 
-PREFIXES = ["", "", "", "", "", "各位邻居，", "大家好，", "邻居们，", "打扰一下，", "请问，",
-            "[抱拳]", "hello，", "各位，", "@所有人 ", "嗯，", "那个，"]
+PREFIXES = ["", "", "", "", "", "各位邻居，", "大家好，", "邻居们，", "打扰一下，", "[抱拳]", "hello，", "各位，", "@所有人 ", "嗯，", "那个，"]
+QUESTION_STARTS = ("请问", "想问", "问下", "问一下", "麻烦问", "有没有", "有人", "谁", "咨询")
 QUESTION_PREFIXES = ["请问", "想问一下，", "问下，", "麻烦问下，", "有人知道吗，", "咨询一下，"]
 SUFFIXES = ["", "", "", "", "", "🙏", "[抱拳]", "谢谢", "谢谢大家", "～", "[玫瑰]", "！", "。",
             "[微笑]", "辛苦了", "🙂"]
 TYPOS = [("的", "得"), ("在", "再"), ("已经", "以经"), ("哪", "那"), ("吗", "嘛"), ("账", "帐"),
-         ("做", "作"), ("再", "在"), ("地", "的"), ("里", "哩"), ("什么", "神马"), ("一下", "一哈")]
+         ("做", "作"), ("再", "在"), ("地", "的"), ("什么", "神马"), ("一下", "一哈")]
 PHONE = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)")
 PUNCT = re.compile(r"[，。！？、；：,.!?;:~～…]+")
 
@@ -157,7 +157,7 @@ def fill(template: str, rng: random.Random) -> str:
 def _s2t() -> object:
     from opencc import OpenCC  # type: ignore[import-untyped]
 
-    return OpenCC("s2t")
+    return OpenCC("s2tw")
 
 
 def vary(text: str, rng: random.Random, s2t: object, *, light: bool) -> str:
@@ -173,10 +173,15 @@ def vary(text: str, rng: random.Random, s2t: object, *, light: bool) -> str:
         prefix = rng.choice(PREFIXES)
         if text.endswith(("？", "?", "吗")) and rng.random() < 0.4:
             prefix = rng.choice(QUESTION_PREFIXES)
-        if not text.startswith(("@", "【")):
+            if text.startswith(QUESTION_STARTS):
+                prefix = ""
+        if not text.startswith(("@", "【", "#")) and not text[0].isascii():
             text = prefix + text
     if rng.random() < 0.3 and not text.endswith(("🙏", "]")):
-        text = text + rng.choice(SUFFIXES)
+        suffix = rng.choice(SUFFIXES)
+        if suffix and "\u4e00" <= suffix[0] <= "\u9fff" and not PUNCT.match(text[-1]):
+            suffix = rng.choice(["，", " ", "，", "。"]) + suffix
+        text = text + suffix
     roll = rng.random()
     if roll < 0.12:  # voice input: no punctuation, sometimes spaces
         text = PUNCT.sub(rng.choice(["", " "]), text).strip()
