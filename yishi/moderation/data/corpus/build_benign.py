@@ -99,9 +99,16 @@ def read_seeds(path: Path) -> list[Family]:
     return families
 
 
+# Mobile prefixes in everyday use, so the numbers look like the ones residents really type.
+MOBILE_PREFIXES = ["130", "131", "132", "133", "135", "136", "137", "138", "139", "147", "150",
+                   "151", "152", "153", "155", "156", "157", "158", "159", "166", "173", "175",
+                   "176", "177", "180", "181", "182", "183", "185", "186", "187", "188", "189",
+                   "191", "195", "198", "199"]
+
+
 def phone(rng: random.Random) -> str:
-    """A fictional mobile number: 11 digits starting 1[3-9]."""
-    return "1" + rng.choice("3456789") + "".join(rng.choice("0123456789") for _ in range(9))
+    """A fictional mobile number: a common 1[3-9]x prefix and 8 random digits."""
+    return rng.choice(MOBILE_PREFIXES) + "".join(rng.choice("0123456789") for _ in range(8))
 
 
 def plate(rng: random.Random) -> str:
