@@ -58,6 +58,8 @@ QUESTION_STARTS = ("请问", "想问", "问下", "问一下", "麻烦问", "有�
 QUESTION_PREFIXES = ["请问", "想问一下，", "问下，", "麻烦问下，", "有人知道吗，", "咨询一下，"]
 SUFFIXES = ["", "", "", "", "", "🙏", "[抱拳]", "谢谢", "谢谢大家", "～", "[玫瑰]", "！", "。",
             "[微笑]", "辛苦了", "🙂"]
+# "辛苦了" thanks someone who works for the compound; it only ends messages that address one.
+THANKED = ("物业", "师傅", "保安", "保洁", "管理员", "团长", "志愿者", "楼栋长", "业委会", "阿姨")
 TYPOS = [("的", "得"), ("在", "再"), ("已经", "以经"), ("哪", "那"), ("吗", "嘛"), ("账", "帐"),
          ("做", "作"), ("再", "在"), ("地", "的"), ("什么", "神马"), ("一下", "一哈")]
 PHONE = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)")
@@ -187,6 +189,8 @@ def vary(text: str, rng: random.Random, s2t: object, *, light: bool) -> str:
             text = prefix + text
     if rng.random() < 0.3 and not text.endswith(("🙏", "]")):
         suffix = rng.choice(SUFFIXES)
+        if suffix == "辛苦了" and not any(who in text for who in THANKED):
+            suffix = "～"
         if suffix and "\u4e00" <= suffix[0] <= "\u9fff" and not PUNCT.match(text[-1]):
             suffix = rng.choice(["，", " ", "，", "。"]) + suffix
         text = text + suffix
