@@ -19,6 +19,7 @@ from yishi.core import jobs
 from yishi.core.config import Settings, get_settings
 from yishi.core.db import init_db
 from yishi.core.errors import YishiError
+from yishi.privacy import logs as privacy_logs
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,7 @@ ROUTERS = (
     "yishi.moderation.routes",
     "yishi.deliberation.routes",
     "yishi.core.routes",
+    "yishi.privacy.routes",
     "yishi.web.routes",
 )
 
@@ -78,11 +80,15 @@ def create_app(
 ) -> FastAPI:
     """Build the application (settings default to the environment's)."""
     settings = settings or get_settings()
+    privacy_logs.install()  # no identities or webhook secrets in any log record
     app = FastAPI(
         title="Yishi 议事",
         version=__version__,
         description="社区议事助手：政策问答（附条文出处）、问题上报与分派、议题共识、内容审核。",
         lifespan=lifespan,
+        docs_url="/docs" if settings.api_docs_enabled else None,
+        redoc_url="/redoc" if settings.api_docs_enabled else None,
+        openapi_url="/openapi.json" if settings.api_docs_enabled else None,
     )
     app.state.settings = settings
     app.state.run_worker = run_worker

@@ -29,6 +29,9 @@ DOMAIN_CLIS = ("yishi.knowledge.cli", "yishi.moderation.cli", "yishi.deliberatio
 
 
 def _setup_logging() -> None:
+    from yishi.privacy import logs as privacy_logs
+
+    privacy_logs.install()
     settings = get_settings()
     logging.basicConfig(
         level=settings.log_level.upper(),

@@ -23,6 +23,7 @@ MODEL_MODULES = (
     "yishi.knowledge.models",
     "yishi.moderation.models",
     "yishi.deliberation.models",
+    "yishi.privacy.models",
 )
 
 _engines: dict[str, Engine] = {}
@@ -44,6 +45,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    # Deleted rows are overwritten with zeros, so an erased resident's text leaves the file.
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
 
 
