@@ -45,6 +45,22 @@ def _warm_knowledge(settings: Settings) -> None:
         log.exception("knowledge index not ready; answers fall back to staff hand-off")
 
 
+def _held(settings: Settings) -> dict[str, Any] | None:
+    """Small retention figures for /healthz: the period and the oldest stored message's age."""
+    try:
+        from yishi.core.db import session_scope
+        from yishi.privacy import service as privacy_service
+
+        with session_scope(settings) as session:
+            held = privacy_service.figures(session=session, settings=settings)
+        return {"retention_days": held["retention_days"],
+                "messages": held["messages"]["count"],
+                "oldest_message_days": held["messages"]["oldest_days"]}
+    except Exception:
+        log.warning("privacy figures unavailable", exc_info=True)
+        return None
+
+
 def prepare_process(settings: Settings) -> None:
     """Per-process set-up shared by the API and the worker: moderation models and hooks."""
     from yishi.bot import pipeline
@@ -130,6 +146,7 @@ def create_app(
             "database": "ok" if db_ok else "unavailable",
             "engine": "llm" if settings.llm_enabled else "offline",
             "version": __version__,
+            "personal_data": _held(settings) if db_ok else None,
         }
 
     for module_name in ROUTERS:

@@ -279,7 +279,7 @@ def _respond(session: Session, settings: Settings, row: InboundMessage) -> None:
         )
         return
 
-    notice = privacy_service.first_contact_notice(
+    first_notice = privacy_service.first_contact_notice(
         session=session, user_id=row.user_id, subscribe=row.msg_type == "event"
     )
     engine = _get_engine(settings)
@@ -303,7 +303,8 @@ def _respond(session: Session, settings: Settings, row: InboundMessage) -> None:
         reply = REPLY_WITHHELD
     elif reply_verdict.action == "review":
         reply = reply_verdict.redacted
-    _finish(session, row, InboundStatus.replied, f"{notice}\n\n{reply}" if notice else reply)
+    _finish(session, row, InboundStatus.replied,
+            f"{first_notice}\n\n{reply}" if first_notice else reply)
 
 
 @jobs.job("bot.process_inbound", retries=MAX_ATTEMPTS, retry_delay=2)

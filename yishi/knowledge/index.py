@@ -161,7 +161,8 @@ def check_filters(filters: dict[str, Any] | None) -> None:
         values = wanted if isinstance(wanted, list | tuple | set) else [wanted]
         if (not isinstance(key, str) or key.startswith("$")
                 or not all(isinstance(v, plain) for v in values)):
-            raise Invalid("筛选条件只能是具体的值或值的列表", hint="例如 {\"document\": \"民法典\"}")
+            raise Invalid("筛选条件只能是具体的值或值的列表",
+                          hint="例如 {\"document\": \"民法典\"}")
 
 
 def chroma_where(filters: dict[str, Any] | None) -> dict[str, Any] | None:

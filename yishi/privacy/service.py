@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import String, cast, delete, func, update
+from sqlalchemy import String, cast, delete, func, or_, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 ERASED = ""  # what an erased reporter id becomes: no link to anyone
 CONFIRM_WINDOW = timedelta(minutes=5)
 _CONFIRM_KEY = "privacy:erase-confirm:"
+_TAIL_KEY = "privacy:erase-tail:"
 SELF = "resident"  # the audit's actor when residents act on their own data
 
 ERASE_ASK = (
@@ -270,10 +271,12 @@ def _rename(session: Session, column: Any, old: str, new: str) -> int:
 
 
 def erase(*, session: Session, user_id: str, actor: str = SELF,
-          settings: Settings | None = None) -> Erasure:
+          settings: Settings | None = None, keep_inbound_id: int | None = None) -> Erasure:
     """Erase a resident's personal data (see the module docstring); audited without the subject.
 
     Commits, scrubs queued jobs and compacts the storage files before returning.
+    `keep_inbound_id` is the chat message that confirmed the erasure: it and its answer must
+    still be delivered, so they stay until the retention sweep finds them delivered.
     """
     from yishi.deliberation import issues as issue_service
 
@@ -284,8 +287,9 @@ def erase(*, session: Session, user_id: str, actor: str = SELF,
     counts = dict(held.counts)
     pseudonym = "anon:" + secrets.token_hex(6)
 
-    inbound_ids = list(session.exec(
-        select(InboundMessage.id).where(InboundMessage.user_id == user_id)).all())
+    inbound_ids = [i for i in session.exec(
+        select(InboundMessage.id).where(InboundMessage.user_id == user_id)).all()
+        if i != keep_inbound_id]
     refs = [str(i) for i in inbound_ids]
     # Review items: the resident's own, and the bot's withheld replies to them.
     items = session.exec(select(ReviewItem).where(
@@ -316,10 +320,14 @@ def erase(*, session: Session, user_id: str, actor: str = SELF,
     session.execute(delete(Strike).where(col(Strike.sender_id) == user_id))
     session.execute(delete(Mute).where(col(Mute.sender_id) == user_id))
 
+    kept = [keep_inbound_id] if keep_inbound_id is not None else []
     session.execute(delete(OutboundMessage).where(
-        (col(OutboundMessage.user_id) == user_id) | col(OutboundMessage.inbound_id).in_(inbound_ids)
+        ((col(OutboundMessage.user_id) == user_id)
+         | col(OutboundMessage.inbound_id).in_(inbound_ids)),
+        or_(col(OutboundMessage.inbound_id).is_(None),
+            col(OutboundMessage.inbound_id).not_in(kept)),
     ))
-    session.execute(delete(InboundMessage).where(col(InboundMessage.user_id) == user_id))
+    session.execute(delete(InboundMessage).where(col(InboundMessage.id).in_(inbound_ids)))
     session.execute(delete(ConversationTurn).where(col(ConversationTurn.user_id) == user_id))
     session.execute(delete(ConversationState).where(col(ConversationState.user_id) == user_id))
     session.execute(delete(Handoff).where(col(Handoff.user_id) == user_id))
@@ -363,10 +371,13 @@ def erase(*, session: Session, user_id: str, actor: str = SELF,
         counts["account"] = 1
     session.execute(delete(PrivacyNotice).where(col(PrivacyNotice.user_id) == user_id))
     session.execute(delete(CacheEntry).where(col(CacheEntry.key) == _CONFIRM_KEY + user_id))
+    if keep_inbound_id is not None:
+        # No identity in the key: the sweep deletes this message once its answer went out.
+        session.add(CacheEntry(key=f"{_TAIL_KEY}{keep_inbound_id}", expires_at=utcnow()))
     session.add(PrivacyEvent(action="erase", actor=actor, counts=counts))
     session.commit()
 
-    scrubbed = scrub_jobs(lambda name, args: _job_mentions(name, args, user_id, set(inbound_ids)))
+    scrubbed = scrub_jobs(lambda name, args: _job_mentions(name, args, user_id, {i for i in inbound_ids if i}))
     counts["queued_jobs"] = scrubbed
     forget_embeddings()
     _forget_rate_limit(settings, user_id)
@@ -422,7 +433,7 @@ def _remove_raw(storage: Any, raw: bytes, scheduled: bool) -> int:
     if isinstance(storage, SqliteStorage):
         table = "schedule" if scheduled else "task"
         with storage.db(commit=True) as cursor:
-            cursor.execute(f"delete from {table} where queue = ? and data = ?",  # noqa: S608
+            cursor.execute(f"delete from {table} where queue = ? and data = ?",
                            (storage.name, raw))
             return int(cursor.rowcount)
     if isinstance(storage, RedisStorage):
@@ -513,6 +524,7 @@ def retention_sweep(*, session: Session, settings: Settings | None = None) -> di
         session.add(item)
     counts["review_items"] = len(decided)
     session.commit()
+    counts["messages"] += _drop_delivered_tails(session)
     counts["nonces"] = nonces.purge_expired(session=session)
     purged = {k: v for k, v in counts.items() if v and k != "nonces"}
     if purged:
@@ -521,9 +533,37 @@ def retention_sweep(*, session: Session, settings: Settings | None = None) -> di
     return counts
 
 
-@jobs.job("privacy.retention", retries=1, periodic="41")
+def _drop_delivered_tails(session: Session) -> int:
+    """Delete the messages that confirmed an erasure once their answers are delivered."""
+    removed = 0
+    for entry in session.exec(select(CacheEntry)
+                              .where(col(CacheEntry.key).startswith(_TAIL_KEY))).all():
+        inbound_id = int(entry.key.removeprefix(_TAIL_KEY))
+        row = session.get(InboundMessage, inbound_id)
+        waiting = session.exec(select(OutboundMessage.id).where(
+            OutboundMessage.inbound_id == inbound_id,
+            col(OutboundMessage.status).in_([OutboundStatus.pending, OutboundStatus.deferred]),
+        )).first()
+        if row is not None and (waiting is not None or row.status == InboundStatus.processing):
+            continue
+        user_id = row.user_id if row is not None else None
+        session.execute(delete(OutboundMessage).where(
+            col(OutboundMessage.inbound_id) == inbound_id))
+        session.execute(delete(InboundMessage).where(col(InboundMessage.id) == inbound_id))
+        if user_id is not None:
+            # Nothing the resident sent since the erasure may be touched: only what precedes it.
+            session.execute(delete(ConversationTurn).where(
+                col(ConversationTurn.user_id) == user_id,
+                col(ConversationTurn.message_ref) == str(inbound_id)))
+        session.delete(entry)
+        removed += 1
+    session.commit()
+    return removed
+
+
+@jobs.job("privacy.retention", retries=1, periodic="*/10")
 def retention_job() -> dict[str, int]:
-    """Periodic (hourly): apply the retention period, then checkpoint the storage files."""
+    """Periodic (every 10 minutes): apply the retention period, then checkpoint the files."""
     from yishi.core.db import session_scope
 
     settings = get_settings()
@@ -580,23 +620,26 @@ def request_erasure(*, session: Session, user_id: str) -> str:
     return ERASE_ASK.format(minutes=int(CONFIRM_WINDOW.total_seconds() // 60))
 
 
-def confirm_erasure(*, session: Session, user_id: str) -> tuple[str, Erasure | None]:
+def confirm_erasure(*, session: Session, user_id: str, message_ref: str | None = None
+                    ) -> tuple[str, Erasure | None]:
     """Step two ("确认删除"): erase if a request is pending, else explain how to start."""
     row = session.get(CacheEntry, _CONFIRM_KEY + user_id)
     if row is None or row.expires_at is None or row.expires_at < utcnow():
         return ERASE_NOT_ASKED, None
-    done = erase(session=session, user_id=user_id, actor=SELF)
+    keep = int(message_ref) if message_ref and message_ref.isdigit() else None
+    done = erase(session=session, user_id=user_id, actor=SELF, keep_inbound_id=keep)
     return ERASE_DONE.format(summary=done.summary()), done
 
 
-def chat_command(*, session: Session, user_id: str, command: str) -> tuple[str, dict[str, Any]]:
+def chat_command(*, session: Session, user_id: str, command: str,
+                 message_ref: str | None = None) -> tuple[str, dict[str, Any]]:
     """The offline engine's hook for the privacy commands: (reply, action)."""
     if command == "export":
         return export_summary(session=session, user_id=user_id), {"type": "privacy_export"}
     if command == "erase":
         return request_erasure(session=session, user_id=user_id), {"type": "erase_requested"}
     if command == "erase_confirm":
-        reply, done = confirm_erasure(session=session, user_id=user_id)
+        reply, done = confirm_erasure(session=session, user_id=user_id, message_ref=message_ref)
         action: dict[str, Any] = {"type": "erased" if done else "erase_not_requested"}
         return reply, action
     raise NotFound(f"未知命令：{command}")
