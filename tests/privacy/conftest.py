@@ -6,9 +6,9 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import pytest
-
 from sqlmodel import select
 
 from yishi.bot import pipeline
@@ -23,6 +23,7 @@ from yishi.deliberation import issues as issue_service
 from yishi.deliberation import threads as thread_service
 from yishi.privacy import logs as privacy_logs
 
+Channel = Literal["wechat_mp", "wecom", "web", "cli"]
 OPENID = "oPrivacyResident0000000000A1"  # 28 characters, like a real OpenID
 USER_ID = f"wechat_mp:{OPENID}"
 PHONE = "13812345678"
@@ -49,7 +50,7 @@ def env(yishi_env: Settings) -> Iterator[Settings]:
     jobs.get_huey().storage.close()
 
 
-def say(text: str, *, sender: str = OPENID, channel: str = "wechat_mp") -> str:
+def say(text: str, *, sender: str = OPENID, channel: Channel = "wechat_mp") -> str:
     """One resident message through the real pipeline (processed in this process)."""
     msg = IncomingMessage(channel=channel, sender=sender, msg_type="text", content=text,
                           msg_id=str(int(timestamp() * 1e6)), create_time=int(timestamp()))

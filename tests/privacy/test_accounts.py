@@ -16,7 +16,7 @@ from yishi.core.clock import set_clock, timestamp
 from yishi.core.config import Settings
 from yishi.core.db import init_db, session_scope
 from yishi.core.errors import Unauthorized
-from yishi.core.models import ApiToken, Role
+from yishi.core.models import Role
 
 
 @pytest.fixture
@@ -89,11 +89,8 @@ def test_cli_deactivate_and_revoke(yishi_env: Settings) -> None:
     listed = runner.invoke(cli_app, ["users", "tokens", str(user_id)])
     assert listed.exit_code == 0 and "有效" in listed.output and "到期" in listed.output
     with session_scope(yishi_env) as session:
-        other_row = session.exec(
-            ApiToken.__table__.select().where(ApiToken.user_id == user_id + 1)  # type: ignore[attr-defined]
-        ).first()
-    assert other_row is not None
-    revoked = runner.invoke(cli_app, ["users", "revoke-token", str(other_row.id)])
+        other_id = auth_service.get_tokens(session=session, user_id=user_id + 1)[0].id
+    revoked = runner.invoke(cli_app, ["users", "revoke-token", str(other_id)])
     assert revoked.exit_code == 0, revoked.output
     off = runner.invoke(cli_app, ["users", "deactivate", str(user_id)])
     assert off.exit_code == 0 and "已停用" in off.output

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import select
 
-from tests.bot.test_webhook_mp import APP_ID, AES_KEY, TOKEN, make_client, stored
+from tests.bot.test_webhook_mp import AES_KEY, APP_ID, TOKEN, make_client, stored
 from tests.fakes.wechat_server import CallbackSigner, text_xml
 from tests.web.conftest import csrf_from, login
 from yishi.api import create_app

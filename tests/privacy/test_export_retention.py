@@ -124,6 +124,7 @@ def test_erasure_scrubs_queued_jobs_in_redis(yishi_env: Settings, redis_url: str
                                    sender=USER_ID.split(":", 1)[1], content="我的电话13812345678"))
         session.commit()
         inbound_id = session.exec(select(InboundMessage.id)).one()
+        assert inbound_id is not None
     jobs.enqueue("bot.answer_released", inbound_id, "我的电话13812345678")
     jobs.enqueue("bot.answer_released", inbound_id + 1, "别人的消息")
     jobs.enqueue("bot.answer_released", inbound_id, "稍后", delay=3600)

@@ -377,8 +377,8 @@ def erase(*, session: Session, user_id: str, actor: str = SELF,
     session.add(PrivacyEvent(action="erase", actor=actor, counts=counts))
     session.commit()
 
-    scrubbed = scrub_jobs(lambda name, args: _job_mentions(name, args, user_id, {i for i in inbound_ids if i}))
-    counts["queued_jobs"] = scrubbed
+    ids = {i for i in inbound_ids if i is not None}
+    counts["queued_jobs"] = scrub_jobs(lambda name, args: _job_mentions(name, args, user_id, ids))
     forget_embeddings()
     _forget_rate_limit(settings, user_id)
     compact_storage(settings, engine=session.get_bind(), vacuum=True)
