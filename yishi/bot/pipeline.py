@@ -280,7 +280,7 @@ def _respond(session: Session, settings: Settings, row: InboundMessage) -> None:
         return
 
     first_notice = privacy_service.first_contact_notice(
-        session=session, user_id=row.user_id, subscribe=row.msg_type == "event"
+        session=session, user_id=row.user_id, subscribe=(row.event or "").lower() == "subscribe"
     )
     engine = _get_engine(settings)
     result = engine.respond(session=session, actor=actor, text=text, message_ref=str(row.id))
