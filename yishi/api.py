@@ -19,6 +19,7 @@ from yishi.core import jobs
 from yishi.core.config import Settings, get_settings
 from yishi.core.db import init_db
 from yishi.core.errors import YishiError
+from yishi.privacy import logs as privacy_logs
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,7 @@ ROUTERS = (
     "yishi.moderation.routes",
     "yishi.deliberation.routes",
     "yishi.core.routes",
+    "yishi.privacy.routes",
     "yishi.web.routes",
 )
 
@@ -41,6 +43,22 @@ def _warm_knowledge(settings: Settings) -> None:
         knowledge_service.ensure_ready(settings)
     except Exception:
         log.exception("knowledge index not ready; answers fall back to staff hand-off")
+
+
+def _held(settings: Settings) -> dict[str, Any] | None:
+    """Small retention figures for /healthz: the period and the oldest stored message's age."""
+    try:
+        from yishi.core.db import session_scope
+        from yishi.privacy import service as privacy_service
+
+        with session_scope(settings) as session:
+            held = privacy_service.figures(session=session, settings=settings)
+        return {"retention_days": held["retention_days"],
+                "messages": held["messages"]["count"],
+                "oldest_message_days": held["messages"]["oldest_days"]}
+    except Exception:
+        log.warning("privacy figures unavailable", exc_info=True)
+        return None
 
 
 def prepare_process(settings: Settings) -> None:
@@ -78,11 +96,15 @@ def create_app(
 ) -> FastAPI:
     """Build the application (settings default to the environment's)."""
     settings = settings or get_settings()
+    privacy_logs.install()  # no identities or webhook secrets in any log record
     app = FastAPI(
         title="Yishi 议事",
         version=__version__,
         description="社区议事助手：政策问答（附条文出处）、问题上报与分派、议题共识、内容审核。",
         lifespan=lifespan,
+        docs_url="/docs" if settings.api_docs_enabled else None,
+        redoc_url="/redoc" if settings.api_docs_enabled else None,
+        openapi_url="/openapi.json" if settings.api_docs_enabled else None,
     )
     app.state.settings = settings
     app.state.run_worker = run_worker
@@ -124,6 +146,7 @@ def create_app(
             "database": "ok" if db_ok else "unavailable",
             "engine": "llm" if settings.llm_enabled else "offline",
             "version": __version__,
+            "personal_data": _held(settings) if db_ok else None,
         }
 
     for module_name in ROUTERS:

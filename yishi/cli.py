@@ -25,10 +25,15 @@ users_app = typer.Typer(help="Users, roles and API tokens.")
 app.add_typer(eval_app, name="eval")
 app.add_typer(users_app, name="users")
 
-DOMAIN_CLIS = ("yishi.knowledge.cli", "yishi.moderation.cli", "yishi.deliberation.cli")
+DOMAIN_CLIS = (
+    "yishi.knowledge.cli", "yishi.moderation.cli", "yishi.deliberation.cli", "yishi.privacy.cli",
+)
 
 
 def _setup_logging() -> None:
+    from yishi.privacy import logs as privacy_logs
+
+    privacy_logs.install()
     settings = get_settings()
     logging.basicConfig(
         level=settings.log_level.upper(),

@@ -36,6 +36,7 @@ def make_settings(tmp_path: Path, **overrides: object) -> Settings:
         "wechat_aes_key": AES_KEY,
         "wechat_aes_key_previous": PREVIOUS_KEY,
         "wechat_app_id": APP_ID,
+        "wechat_message_mode": "compatible",  # these tests post plaintext and encrypted bodies
         "redis_url": None,
     }
     values.update(overrides)

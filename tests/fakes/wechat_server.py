@@ -13,6 +13,7 @@ robot's 20 messages a minute, and can be scripted to answer errcodes (40001, 420
 from __future__ import annotations
 
 import json
+import secrets
 import threading
 import time
 from collections import defaultdict, deque
@@ -188,6 +189,11 @@ class FakeWeChatServer(ServedInThread):
 # ---------------------------------------------------------------- the callback side
 
 
+def fresh_nonce() -> str:
+    """A random numeric nonce, as WeChat sends with every callback."""
+    return str(secrets.randbelow(10**9) + 10**9)
+
+
 @dataclass
 class CallbackSigner:
     """Builds WeChat's callback requests for a token / EncodingAESKey / AppID (or CorpID)."""
@@ -201,16 +207,18 @@ class CallbackSigner:
         assert self.aes_key is not None
         return MessageCrypto(token=self.token, aes_keys=[self.aes_key], receive_id=self.receive_id)
 
-    def plain_query(self, timestamp: int, nonce: str = "12345") -> dict[str, str]:
-        """Query parameters of a plaintext-mode callback."""
+    def plain_query(self, timestamp: int, nonce: str | None = None) -> dict[str, str]:
+        """Query parameters of a plaintext-mode callback (a fresh nonce each, like WeChat)."""
         ts = str(timestamp)
+        nonce = nonce or fresh_nonce()
         return {"signature": sha1_signature(self.token, ts, nonce), "timestamp": ts, "nonce": nonce}
 
     def encrypted(
-        self, xml: str, timestamp: int, nonce: str = "12345", *, mp: bool = True
+        self, xml: str, timestamp: int, nonce: str | None = None, *, mp: bool = True
     ) -> tuple[dict[str, str], bytes]:
         """(query, body) of an encrypted callback: safe mode for MP, the WeCom format otherwise."""
         ts = str(timestamp)
+        nonce = nonce or fresh_nonce()
         encrypt = self.crypto.encrypt(xml.encode())
         msg_signature = sha1_signature(self.token, ts, nonce, encrypt)
         query = {"msg_signature": msg_signature, "timestamp": ts, "nonce": nonce}

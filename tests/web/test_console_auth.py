@@ -86,10 +86,10 @@ def test_login_refuses_residents_and_open_redirects(
 def test_each_page_needs_the_right_role(
     client: TestClient, make_token: Callable[..., str]
 ) -> None:
-    # A resident's token pasted into the cookie by hand still cannot open console pages.
+    # A bearer token pasted into the cookie by hand is not a console session at all.
     client.cookies.set("yishi_console", make_token(Role.resident), path="/console")
-    assert _is_login_redirect(client.get("/console/moderation"), "role")
-    assert _is_login_redirect(client.get("/console/issues"), "role")
+    assert _is_login_redirect(client.get("/console/moderation"), "expired")
+    assert _is_login_redirect(client.get("/console/issues"), "expired")
 
     client.cookies.clear()
     login(client, make_token(Role.moderator, "审核员", "web:m1"))

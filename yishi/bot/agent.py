@@ -63,7 +63,7 @@ class AgentEngine:
         """Answer with the LLM and tools; on any LLM failure, the offline engine answers."""
         text = (text or "").strip()
         routed = classify(text) if text else None
-        if routed is not None and routed.command == "clear":
+        if routed is not None and routed.command in {"clear", "erase", "erase_confirm", "export"}:
             # Forgetting must not depend on a model's goodwill.
             return self.fallback.respond(session=session, actor=actor, text=text,
                                          message_ref=message_ref)

@@ -51,6 +51,7 @@ class Intent:
 
     name: str
     command: str | None = None  # help | my_issues | threads | clear | handoff | summarise
+    # | erase | erase_confirm | export
     fields: IssueFields = field(default_factory=IssueFields)
     number: int | None = None  # statement id for votes, issue id for status, thread id for posts
     vote_value: str | None = None  # agree | disagree | pass
@@ -61,6 +62,10 @@ class Intent:
 _HELP = ("帮助", "help", "菜单", "功能", "怎么用", "能干什么", "能做什么", "你会什么", "使用说明",
          "?", "？")
 _CLEAR = ("清除记录", "清空记录", "删除记录", "清除聊天记录", "清除对话", "忘掉我说的", "清除历史")
+# Privacy commands: exact words only (a resident's data is not erased on a guess).
+_PRIVACY = {"删除我的信息": "erase", "删除我的个人信息": "erase", "删除我的数据": "erase",
+            "确认删除": "erase_confirm", "导出我的信息": "export", "导出我的个人信息": "export",
+            "查看我的信息": "export"}
 _HANDOFF = ("转人工", "人工客服", "人工服务", "找人工", "真人", "找工作人员", "叫工作人员",
             "找物业的人",
             "找居委会的人", "要人工")
@@ -215,6 +220,8 @@ def classify(text: str) -> Intent:
     # Exact commands first: short, unambiguous words residents are told to send.
     if stripped in _HELP or (len(stripped) <= 6 and _any(stripped, _HELP[:7])):
         return Intent("command", command="help", fields=fields)
+    if stripped in _PRIVACY:
+        return Intent("command", command=_PRIVACY[stripped], fields=fields)
     if _any(t, _CLEAR):
         return Intent("command", command="clear", fields=fields)
     if _any(t, _HANDOFF):

@@ -103,7 +103,7 @@ class OfflineEngine:
                                   reason=f"系统错误：{type(exc).__name__}")
         reply = finalise_reply(reply)
         try:
-            if turn.intent != "command" or not any(a.get("type") == "memory_cleared"
+            if turn.intent != "command" or not any(a.get("type") in {"memory_cleared", "erased"}
                                                    for a in turn.actions):
                 memory_service.record_exchange(
                     session=session, user_id=actor.user_id, user_text=text, reply=reply,
@@ -129,8 +129,8 @@ class OfflineEngine:
             return INJECTION_REFUSAL
         intent = classify(text)
         pending = mem.pending or {}
-        if pending and not (intent.name == "command" and intent.command in {"clear", "help",
-                                                                           "handoff"}):
+        if pending and not (intent.name == "command" and intent.command in {
+                "clear", "help", "handoff", "erase", "erase_confirm", "export"}):
             handled = self._continue_pending(session, actor, text, intent, pending, turn)
             if handled is not None:
                 return handled
@@ -207,7 +207,17 @@ class OfflineEngine:
         if intent.command == "clear":
             removed = memory_service.clear(session=session, user_id=actor.user_id)
             turn.actions.append({"type": "memory_cleared", "turns": removed})
-            return "已清除您与我的聊天记录。您反映的问题和投票不受影响。"
+            return (f"已清除我们的对话记忆（{removed} 条），我不会再参考之前的对话。"
+                    f"您发来的消息原文仍按规定保存 {self.settings.retention_days} 天，"
+                    "反映的问题和投票不受影响；要删除您的全部信息，请回复“删除我的信息”。")
+        if intent.command in {"erase", "erase_confirm", "export"}:
+            from yishi.privacy import service as privacy_service
+
+            reply, action = privacy_service.chat_command(
+                session=session, user_id=actor.user_id, command=intent.command,
+                message_ref=message_ref)
+            turn.actions.append(action)
+            return reply
         if intent.command == "handoff":
             return self._handoff(session, actor, text, turn, message_ref, reason="居民要求转人工")
         if intent.command == "my_issues":

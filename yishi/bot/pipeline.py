@@ -27,6 +27,7 @@ from yishi.core import jobs
 from yishi.core.clock import utcnow
 from yishi.core.config import ReplyMode, Settings, get_settings
 from yishi.core.db import session_scope
+from yishi.privacy import notice as privacy_service
 
 log = logging.getLogger(__name__)
 
@@ -233,6 +234,8 @@ def _respond(session: Session, settings: Settings, row: InboundMessage) -> None:
         if (row.event or "").lower() in {"subscribe", "enter_agent"}:
             text = "帮助"  # greet new followers with what Yishi can do
         else:
+            if (row.event or "").lower() == "unsubscribe":
+                privacy_service.on_unsubscribe(session=session, user_id=row.user_id)
             row.status = InboundStatus.replied
             row.lease_owner = None
             session.add(row)
@@ -276,6 +279,9 @@ def _respond(session: Session, settings: Settings, row: InboundMessage) -> None:
         )
         return
 
+    first_notice = privacy_service.first_contact_notice(
+        session=session, user_id=row.user_id, subscribe=(row.event or "").lower() == "subscribe"
+    )
     engine = _get_engine(settings)
     result = engine.respond(session=session, actor=actor, text=text, message_ref=str(row.id))
     reply = result.reply.strip() or "抱歉，我没能理解您的意思。发送“帮助”可以查看我能做什么。"
@@ -297,7 +303,8 @@ def _respond(session: Session, settings: Settings, row: InboundMessage) -> None:
         reply = REPLY_WITHHELD
     elif reply_verdict.action == "review":
         reply = reply_verdict.redacted
-    _finish(session, row, InboundStatus.replied, reply)
+    _finish(session, row, InboundStatus.replied,
+            f"{first_notice}\n\n{reply}" if first_notice else reply)
 
 
 @jobs.job("bot.process_inbound", retries=MAX_ATTEMPTS, retry_delay=2)

@@ -18,7 +18,6 @@ from yishi.bot.schemas import ChatRequest, ChatTurn, IncomingMessage
 from yishi.core.clock import timestamp
 from yishi.core.deps import CurrentUser, SessionDep, StaffActor, StaffOrModeratorActor
 from yishi.core.errors import Forbidden
-from yishi.core.models import Role
 
 router = APIRouter(prefix="/api", tags=["chat"])
 
@@ -27,11 +26,13 @@ router = APIRouter(prefix="/api", tags=["chat"])
 async def chat(body: ChatRequest, user: CurrentUser) -> ChatTurn:
     """One turn through the same pipeline as a WeChat message, as `web:<user>`.
 
-    Residents may only speak as themselves; staff and admins may speak as any web user (testing).
+    Every caller speaks only as their own web identity (their role comes with it); nobody,
+    staff included, may speak or vote as another resident.
     """
-    own = (user.external_id or "").removeprefix("web:")
-    if user.role not in (Role.staff, Role.admin) and body.user != own:
-        raise Forbidden("只能以自己的身份发言")
+    external_id = user.external_id or ""
+    own = external_id.removeprefix("web:") if external_id.startswith("web:") else None
+    if body.user != own:
+        raise Forbidden("只能以自己的身份发言", hint="请求中的 user 须与令牌绑定的网页身份一致")
     msg = IncomingMessage(
         channel="web",
         sender=body.user,

@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     wechat_api_base_url: str = "https://api.weixin.qq.com/cgi-bin/"
     wechat_reply_mode: ReplyMode = ReplyMode.push
     wechat_timestamp_tolerance: int = 300  # seconds; older (or future) timestamps are refused
+    # plaintext | compatible | safe; default: safe when an EncodingAESKey and AppID are set.
+    # Safe mode accepts only encrypted bodies (the plaintext signature does not cover the body).
+    wechat_message_mode: str | None = None
     # Passive mode: how long one of WeChat's tries waits for the answer, and how long an unready
     # try is then kept open so that WeChat (which gives up after 5 s) retries instead of stopping.
     wechat_passive_wait_s: float = 4.5
@@ -82,6 +85,13 @@ class Settings(BaseSettings):
 
     # Admin bootstrap token (optional): a bearer token with the admin role
     admin_token: SecretStr | None = None
+    # Bearer tokens issued from now on expire after this many days (0: never)
+    token_ttl_days: int = 365
+
+    # Personal data: raw message texts are kept this many days, then purged by the sweep
+    retention_days: int = 180
+    # /docs and /openapi.json (default: on in development, off in production)
+    api_docs: bool | None = None
 
     max_body_bytes: int = 64 * 1024
     # Flood control: messages a resident may send a minute before Yishi asks them to slow down
@@ -91,6 +101,10 @@ class Settings(BaseSettings):
     # The resident chat simulator at /chat (default: on in development, off in production);
     # it only serves clients on this machine.
     simulator: bool | None = None
+
+    @property
+    def api_docs_enabled(self) -> bool:
+        return self.api_docs if self.api_docs is not None else self.environment != "production"
 
     @property
     def simulator_enabled(self) -> bool:

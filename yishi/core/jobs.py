@@ -14,15 +14,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey, crontab
+from huey import Huey, MemoryHuey, RedisHuey, crontab
 from huey.consumer import Consumer
+from huey.storage import SqliteStorage
 
 from yishi.core.config import Settings
 
 log = logging.getLogger(__name__)
 
 # Modules whose import registers jobs.
-JOB_MODULES = ("yishi.bot.pipeline", "yishi.bot.memory", "yishi.deliberation.flows")
+JOB_MODULES = (
+    "yishi.bot.pipeline", "yishi.bot.memory", "yishi.deliberation.flows", "yishi.privacy.service",
+)
 
 
 @dataclass
@@ -71,7 +74,16 @@ def build_huey(settings: Settings, *, immediate: bool | None = None) -> Huey:
     path = settings.ensure_data_dir() / "jobs.db"
     # No fsync per enqueue: a job lost in a crash is found again by the sweep, because the
     # message it was for is stored in the application database before WeChat is answered.
-    return SqliteHuey("yishi", filename=str(path), fsync=False)
+    return Huey("yishi", storage_class=_ZeroingSqliteStorage, filename=str(path), fsync=False)
+
+
+class _ZeroingSqliteStorage(SqliteStorage):  # type: ignore[misc]
+    """huey's SQLite queue with `secure_delete`: a finished job's payload is overwritten."""
+
+    def _create_connection(self) -> Any:
+        conn = super()._create_connection()
+        conn.execute("pragma secure_delete=on")
+        return conn
 
 
 def configure(settings: Settings, *, immediate: bool | None = None) -> Huey:

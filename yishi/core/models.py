@@ -45,6 +45,22 @@ class ApiToken(SQLModel, table=True):
     label: str = Field(default="", max_length=100)
     created_at: NaiveDatetime = Field(default_factory=utcnow)
     revoked: bool = False
+    expires_at: NaiveDatetime | None = None  # None: never expires
+    last_used_at: NaiveDatetime | None = None
+
+
+class ConsoleSession(SQLModel, table=True):
+    """A signed-in console browser: only the SHA-256 of its random id is stored; logout revokes."""
+
+    __tablename__ = "console_session"
+
+    id: int | None = Field(default=None, primary_key=True)
+    session_sha256: str = Field(max_length=64, unique=True, index=True)
+    user_id: int = Field(index=True)  # 0: the bootstrap admin token
+    created_at: NaiveDatetime = Field(default_factory=utcnow)
+    expires_at: NaiveDatetime
+    last_used_at: NaiveDatetime | None = None
+    revoked_at: NaiveDatetime | None = None
 
 
 class CacheEntry(SQLModel, table=True):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
@@ -53,3 +55,40 @@ def issue_token(user_id: int, session: SessionDep, _admin: AdminActor) -> TokenI
     return TokenIssued(
         user_id=user_id, token=auth_service.issue_token(session=session, user_id=user_id)
     )
+
+
+class TokenRead(BaseModel):
+    id: int
+    label: str
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    revoked: bool
+
+
+@router.get("/{user_id}/tokens", response_model=list[TokenRead])
+def list_tokens(user_id: int, session: SessionDep, _admin: AdminActor) -> list[TokenRead]:
+    """A user's tokens with expiry and last use (admin; the tokens themselves are never shown)."""
+    return [TokenRead.model_validate(t, from_attributes=True)
+            for t in auth_service.get_tokens(session=session, user_id=user_id)]
+
+
+@router.post("/tokens/{token_id}/revoke", response_model=TokenRead)
+def revoke_token(token_id: int, session: SessionDep, _admin: AdminActor) -> TokenRead:
+    """Revoke one token; it stops working at once (admin)."""
+    row = auth_service.revoke_token(session=session, token_id=token_id)
+    return TokenRead.model_validate(row, from_attributes=True)
+
+
+@router.post("/{user_id}/deactivate", response_model=UserRead)
+def deactivate(user_id: int, session: SessionDep, _admin: AdminActor) -> UserRead:
+    """Deactivate a user: every token and console session of theirs stops working at once."""
+    return UserRead.model_validate(auth_service.deactivate(session=session, user_id=user_id),
+                                   from_attributes=True)
+
+
+@router.post("/{user_id}/activate", response_model=UserRead)
+def activate(user_id: int, session: SessionDep, _admin: AdminActor) -> UserRead:
+    """Re-enable a deactivated user (issue a new token afterwards)."""
+    return UserRead.model_validate(auth_service.activate(session=session, user_id=user_id),
+                                   from_attributes=True)

@@ -59,6 +59,7 @@ def notify_followers(*, session: Session, issue: Issue, note: str = "") -> int:
     assert issue.id is not None
     text = status_notice(issue, note)
     people = [issue.reporter_id, *issues.get_supporters(session=session, issue_id=issue.id)]
+    people = [p for p in people if p]  # an erased reporter has no id left to notify
     sent = 0
     for user_id in dict.fromkeys(people):
         sent += _notify(session, user_id, text)

@@ -235,8 +235,10 @@ def _recorded_notice(issue: Issue, missing: list[str]) -> str:
 
 
 def _can_see(session: Session, actor: Actor, issue: Issue) -> bool:
-    if actor.has_role(Role.staff, Role.moderator) or issue.reporter_id == actor.user_id:
+    if actor.has_role(Role.staff) or issue.reporter_id == actor.user_id:
         return True
+    if actor.has_role(Role.moderator):  # moderators: the public board, no private categories
+        return issue.category not in PRIVATE_CATEGORIES
     return session.exec(
         select(IssueSupporter).where(IssueSupporter.issue_id == issue.id,
                                      IssueSupporter.user_id == actor.user_id)
@@ -263,13 +265,27 @@ def get_issues_for_reporter(*, session: Session, actor: Actor) -> list[Issue]:
     ).all())
 
 
+def sees_reporter(actor: Actor, issue: Issue) -> bool:
+    """Whether `actor` may see who reported `issue` and its staff timeline (staff, the reporter)."""
+    return actor.has_role(Role.staff) or issue.reporter_id == actor.user_id
+
+
+_PUBLIC_EVENTS = ("reported", "routed", "assigned", "status")
+
+
 def get_timeline(*, session: Session, actor: Actor, issue_id: int) -> list[IssueEvent]:
-    """The issue's events in order."""
-    get_issue(session=session, actor=actor, issue_id=issue_id)
-    return list(session.exec(
+    """The issue's events in order; others than staff and the reporter see only status steps,
+    without who acted or staff notes."""
+    issue = get_issue(session=session, actor=actor, issue_id=issue_id)
+    events = list(session.exec(
         select(IssueEvent).where(IssueEvent.issue_id == issue_id)
         .order_by(col(IssueEvent.at), col(IssueEvent.id))
     ).all())
+    if sees_reporter(actor, issue):
+        return events
+    return [IssueEvent(id=e.id, issue_id=e.issue_id, kind=e.kind, actor_id=None,
+                       from_status=e.from_status, to_status=e.to_status, note="", at=e.at)
+            for e in events if e.kind in _PUBLIC_EVENTS]
 
 
 def get_supporters(*, session: Session, issue_id: int) -> list[str]:
@@ -300,7 +316,7 @@ def list_issues(
     """The issue board filtered by party, status, building, category and overdue; residents
     see the public board (no personal categories)."""
     query = select(Issue)
-    if not actor.has_role(Role.staff, Role.moderator):
+    if not actor.has_role(Role.staff):
         query = query.where(col(Issue.category).not_in(PRIVATE_CATEGORIES))
     if party:
         query = query.where(Issue.responsible_party == party)

@@ -103,7 +103,8 @@ def report_issue(body: IssueCreate, session: SessionDep, actor: ResidentActor
 def my_issues(session: SessionDep, actor: ResidentActor) -> list[IssueRead]:
     """Issues I reported or support, newest first."""
     now = utcnow()
-    return [_issue(i, now) for i in issues.get_issues_for_reporter(session=session, actor=actor)]
+    return [_issue(i, now, public=not issues.sees_reporter(actor, i))
+            for i in issues.get_issues_for_reporter(session=session, actor=actor)]
 
 
 @router.get("/issues", response_model=list[IssueRead])
@@ -123,14 +124,16 @@ def list_issues(
     rows = issues.list_issues(session=session, actor=actor, party=party, status=status,
                               building=building, category=category, overdue=overdue,
                               limit=min(max(limit, 1), 1000))
-    public = not actor.has_role(Role.staff, Role.moderator)
+    public = not actor.has_role(Role.staff)
     return [_issue(i, now, public=public) for i in rows]
 
 
 @router.get("/issues/{issue_id}", response_model=IssueRead)
 def get_issue(issue_id: int, session: SessionDep, actor: ResidentActor) -> IssueRead:
-    """One issue (residents: only their own or ones they support)."""
-    return _issue(issues.get_issue(session=session, actor=actor, issue_id=issue_id))
+    """One issue (residents: only their own or ones they support; supporters never see who
+    reported it)."""
+    issue = issues.get_issue(session=session, actor=actor, issue_id=issue_id)
+    return _issue(issue, public=not issues.sees_reporter(actor, issue))
 
 
 @router.get("/issues/{issue_id}/timeline", response_model=list[IssueEventRead])

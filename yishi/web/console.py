@@ -17,13 +17,16 @@ from yishi.core.errors import Unauthorized
 from yishi.core.models import Role
 from yishi.web import console_moderation, console_staff
 from yishi.web.console_session import (
+    AUTH_COOKIE,
     CONSOLE_PATH,
+    SESSION_SECONDS,
     ConsoleRoute,
     ConsoleUser,
     CsrfChecked,
     admin_token,
     clear_auth_cookie,
     current_actor,
+    read_cookie,
     redirect,
     render,
     safe_next,
@@ -94,17 +97,23 @@ def login(
             error="居民账号不能登录管理台；请使用审核员或工作人员的令牌",
         )
     response = redirect(request, safe_next(next))
-    set_auth_cookie(request, response, token)
+    session_id = auth_service.open_console_session(
+        session=session, user=user, seconds=SESSION_SECONDS
+    )
+    set_auth_cookie(request, response, session_id)
     # A fresh CSRF value for the new session.
     set_csrf_cookie(request, response, secrets.token_urlsafe(32))
     return response
 
 
 @router.post(f"{CONSOLE_PATH}/logout", dependencies=[CsrfChecked])
-def logout(request: Request) -> RedirectResponse:
-    """Forget the console session."""
+def logout(request: Request, session: SessionDep) -> RedirectResponse:
+    """Revoke the console session, then forget its cookie."""
+    session_id = read_cookie(request, AUTH_COOKIE)
+    if session_id:
+        auth_service.close_console_session(session=session, session_id=session_id)
     response = RedirectResponse(f"{CONSOLE_PATH}/login?reason=logout", status_code=303)
-    clear_auth_cookie(response)
+    clear_auth_cookie(response, request)
     return response
 
 

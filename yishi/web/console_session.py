@@ -1,7 +1,9 @@
 """The console's login session, CSRF protection, flash messages and page rendering.
 
-The console keeps the bearer token a user pasted at login in an HttpOnly, SameSite=Strict
-cookie. Every POST form carries a double-submit CSRF token: a random value in its own cookie,
+Signing in with a bearer token opens a console session: the browser keeps a random session id
+(never the bearer token) in an HttpOnly, SameSite=Strict cookie, the database keeps its hash, and
+logout revokes it. Over https every cookie carries the `__Host-` prefix (Secure, path /, no
+domain). Every POST form carries a double-submit CSRF token: a random value in its own cookie,
 repeated in a hidden field, compared in constant time.
 """
 
@@ -86,6 +88,21 @@ def _secure(request: Request) -> bool:
     return request.url.scheme == "https" or settings.environment == "production"
 
 
+def cookie_name(request: Request, base: str) -> str:
+    """`base`, with the `__Host-` prefix when the console is served over https."""
+    return f"__Host-{base}" if _secure(request) else base
+
+
+def _cookie_path(request: Request) -> str:
+    # `__Host-` cookies must have path "/"; over plain http keep them to the console.
+    return "/" if _secure(request) else CONSOLE_PATH
+
+
+def read_cookie(request: Request, base: str) -> str | None:
+    """The value of one of the console's cookies, under the name this request's scheme uses."""
+    return request.cookies.get(cookie_name(request, base))
+
+
 def safe_next(target: str | None) -> str:
     """`target` if it is a console path on this site, else the console home (no open redirect)."""
     if (
@@ -118,12 +135,13 @@ def admin_token(request: Request) -> str | None:
 
 def current_actor(request: Request, session: SessionDep) -> Actor | None:
     """The signed-in console user as an Actor, or None."""
-    token = request.cookies.get(AUTH_COOKIE)
-    if not token:
+    session_id = read_cookie(request, AUTH_COOKIE)
+    if not session_id:
         return None
     try:
-        user = auth_service.authenticate(
-            session=session, token=token, admin_token=admin_token(request)
+        user = auth_service.console_user(
+            session=session, session_id=session_id,
+            bootstrap_allowed=admin_token(request) is not None,
         )
     except Unauthorized:
         return None
@@ -136,7 +154,7 @@ def console_roles(*roles: Role) -> Callable[..., Actor]:
     def dependency(request: Request, session: SessionDep) -> Actor:
         actor = current_actor(request, session)
         if actor is None:
-            reason = "expired" if request.cookies.get(AUTH_COOKIE) else "login"
+            reason = "expired" if read_cookie(request, AUTH_COOKIE) else "login"
             raise LoginRequired(_login_url(request, reason))
         if not actor.has_role(*roles):
             raise LoginRequired(_login_url(request, "role"))
@@ -159,7 +177,7 @@ def csrf_token(request: Request) -> str:
     existing = getattr(request.state, "csrf", None)
     if existing:
         return str(existing)
-    value = request.cookies.get(CSRF_COOKIE) or ""
+    value = read_cookie(request, CSRF_COOKIE) or ""
     if len(value) < 32:
         value = secrets.token_urlsafe(32)
         request.state.new_csrf = True
@@ -169,7 +187,7 @@ def csrf_token(request: Request) -> str:
 
 def check_csrf(request: Request, csrf_token: Annotated[str, Form()] = "") -> None:
     """Dependency for every POST: the hidden field must equal the CSRF cookie."""
-    cookie = request.cookies.get(CSRF_COOKIE) or ""
+    cookie = read_cookie(request, CSRF_COOKIE) or ""
     if not cookie or not csrf_token or not hmac.compare_digest(
         cookie.encode(), csrf_token.encode()
     ):
@@ -182,22 +200,28 @@ CsrfChecked = Depends(check_csrf)
 def set_csrf_cookie(request: Request, response: Response, value: str) -> None:
     """Store the CSRF value in its cookie (HttpOnly: the page reads it from the form)."""
     response.set_cookie(
-        CSRF_COOKIE, value, httponly=True, samesite="strict", secure=_secure(request),
-        path=CONSOLE_PATH,
+        cookie_name(request, CSRF_COOKIE), value, httponly=True, samesite="strict",
+        secure=_secure(request), path=_cookie_path(request),
     )
 
 
-def set_auth_cookie(request: Request, response: Response, token: str) -> None:
-    """Keep the bearer token in an HttpOnly, SameSite=Strict cookie scoped to the console."""
+def set_auth_cookie(request: Request, response: Response, session_id: str) -> None:
+    """Keep the console session id in an HttpOnly, SameSite=Strict cookie."""
     response.set_cookie(
-        AUTH_COOKIE, token, max_age=SESSION_SECONDS, httponly=True, samesite="strict",
-        secure=_secure(request), path=CONSOLE_PATH,
+        cookie_name(request, AUTH_COOKIE), session_id, max_age=SESSION_SECONDS, httponly=True,
+        samesite="strict", secure=_secure(request), path=_cookie_path(request),
     )
 
 
-def clear_auth_cookie(response: Response) -> None:
-    """Forget the console session."""
-    response.delete_cookie(AUTH_COOKIE, path=CONSOLE_PATH)
+def clear_auth_cookie(response: Response, request: Request | None = None) -> None:
+    """Forget the console session cookie (the session itself is revoked by the caller)."""
+    if request is None:
+        response.delete_cookie(AUTH_COOKIE, path=CONSOLE_PATH)
+        return
+    response.delete_cookie(
+        cookie_name(request, AUTH_COOKIE), path=_cookie_path(request), secure=_secure(request),
+        httponly=True, samesite="strict",
+    )
 
 
 # --- flash messages ---------------------------------------------------------------------------
@@ -214,14 +238,15 @@ def redirect(request: Request, url: str, *, ok: str | None = None,
             text = error or ok or ""
         payload = json.dumps({"kind": "error" if error else "ok", "text": text[:500]})
         response.set_cookie(
-            FLASH_COOKIE, base64.urlsafe_b64encode(payload.encode()).decode(), max_age=60,
-            httponly=True, samesite="strict", secure=_secure(request), path=CONSOLE_PATH,
+            cookie_name(request, FLASH_COOKIE), base64.urlsafe_b64encode(payload.encode()).decode(),
+            max_age=60, httponly=True, samesite="strict", secure=_secure(request),
+            path=_cookie_path(request),
         )
     return response
 
 
 def _read_flash(request: Request) -> dict[str, str] | None:
-    raw = request.cookies.get(FLASH_COOKIE)
+    raw = read_cookie(request, FLASH_COOKIE)
     if not raw:
         return None
     try:
@@ -279,7 +304,10 @@ def render(request: Request, template: str, context: dict[str, Any] | None = Non
     if getattr(request.state, "new_csrf", False):
         set_csrf_cookie(request, response, csrf)
     if flash is not None:
-        response.delete_cookie(FLASH_COOKIE, path=CONSOLE_PATH)
+        response.delete_cookie(
+            cookie_name(request, FLASH_COOKIE), path=_cookie_path(request),
+            secure=_secure(request), httponly=True, samesite="strict",
+        )
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Frame-Options"] = "DENY"
     response.headers["Content-Security-Policy"] = (

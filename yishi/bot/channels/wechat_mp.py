@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from yishi.bot.channels.crypto import MessageCrypto, SignatureInvalid, signature_matches
 from yishi.bot.channels.crypto import timestamp_fresh as _fresh
+from yishi.bot.channels.nonces import NonceCache, body_digest, build_nonce_cache
 from yishi.bot.channels.xmlparse import open_encrypted, parse_xml, render_text_reply, to_incoming
 from yishi.bot.schemas import IncomingMessage
 from yishi.core.config import Settings
@@ -31,12 +32,19 @@ class OfficialAccount:
     channel = "wechat_mp"
 
     def __init__(
-        self, *, token: str, crypto: MessageCrypto | None, tolerance: int, passive: bool
+        self, *, token: str, crypto: MessageCrypto | None, tolerance: int, passive: bool,
+        mode: str | None = None, nonces: NonceCache | None = None,
     ) -> None:
         self.token = token
         self.crypto = crypto
         self.tolerance = tolerance
         self.passive = passive
+        # plaintext | compatible | safe. With a key, WeChat encrypts in both compatible and safe
+        # mode, so a plaintext body (its signature does not cover the body) is refused by default.
+        self.mode = mode or ("safe" if crypto is not None else "plaintext")
+        if self.mode not in {"plaintext", "compatible", "safe"}:
+            raise ValueError("YISHI_WECHAT_MESSAGE_MODE must be plaintext, compatible or safe")
+        self.nonces = nonces
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OfficialAccount | None:
@@ -60,11 +68,23 @@ class OfficialAccount:
             crypto=crypto,
             tolerance=settings.wechat_timestamp_tolerance,
             passive=settings.wechat_reply_mode == "passive",
+            mode=settings.wechat_message_mode,
+            nonces=build_nonce_cache(settings),
         )
 
     def _check_time(self, timestamp: str, now: float) -> None:
         if not _fresh(timestamp, now=now, tolerance=self.tolerance):
             raise SignatureInvalid("timestamp missing or outside the replay window")
+
+    def _check_replay(self, timestamp: str, nonce: str, body: bytes, signed: str = "") -> None:
+        """Refuse a signed (timestamp, nonce) seen before with another body. (An encrypted
+        body's signature covers it, so its key includes `msg_signature`: a re-encrypted retry
+        is not a replay.)"""
+        if self.nonces is None:
+            return
+        key = f"{self.channel}:{timestamp}:{nonce}:{signed}"
+        if not self.nonces.first_use(key, body_digest(body), 2 * self.tolerance):
+            raise SignatureInvalid("nonce already used with another body (replay)")
 
     def verify_url(self, *, signature: str, timestamp: str, nonce: str, echostr: str,
                    now: float) -> str:
@@ -91,10 +111,14 @@ class OfficialAccount:
                 timestamp=timestamp,
                 nonce=nonce,
             )
+            self._check_replay(timestamp, nonce, body, query.get("msg_signature", ""))
             return Opened(to_incoming(fields, channel="wechat_mp"), nonce, timestamp, key_index)
+        if self.mode == "safe":
+            raise SignatureInvalid("safe mode accepts only encrypted messages")
         if not signature_matches(query.get("signature"), self.token, timestamp, nonce):
             raise SignatureInvalid("signature does not match")
         self._check_time(timestamp, now)
+        self._check_replay(timestamp, nonce, body)
         fields = parse_xml(body)
         return Opened(to_incoming(fields, channel="wechat_mp"), nonce, timestamp, None)
 

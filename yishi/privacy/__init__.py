@@ -1,0 +1,1 @@
+"""Residents' personal data: erasure, export, retention, the first-contact notice, safe logs."""
