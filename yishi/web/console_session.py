@@ -20,6 +20,7 @@ from fastapi import Depends, Form, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
+from jinja2 import pass_context
 
 from yishi.core import auth as auth_service
 from yishi.core.auth import Actor
@@ -28,6 +29,7 @@ from yishi.core.deps import SessionDep
 from yishi.core.errors import Unauthorized, YishiError
 from yishi.core.models import Role
 from yishi.web.highlight import highlight_spans
+from yishi.web.people import Directory
 
 AUTH_COOKIE = "yishi_console"
 CSRF_COOKIE = "yishi_csrf"
@@ -46,6 +48,16 @@ def _fmt_time(value: Any) -> str:
 
 
 templates.env.filters["dt"] = _fmt_time
+
+
+@pass_context
+def _person(ctx: Any, user_id: str | None) -> str:
+    """A user id as the person's name (see web.people)."""
+    directory = ctx.get("people_directory")
+    return directory.name(user_id) if directory is not None else "未知"
+
+
+templates.env.filters["person"] = _person
 
 
 class LoginRequired(Exception):
@@ -254,8 +266,12 @@ def nav_for(actor: Actor | None) -> list[tuple[str, str, str]]:
             ("议事", f"{CONSOLE_PATH}/threads", "议题讨论"),
             ("议事", f"{CONSOLE_PATH}/proposals", "提案"),
             ("议事", f"{CONSOLE_PATH}/responsibility", "责任清单"),
-            ("议事", f"{CONSOLE_PATH}/failures", "未答复消息"),
+            ("议事", f"{CONSOLE_PATH}/failures", "未答复消息与转人工"),
+            ("资料", f"{CONSOLE_PATH}/documents", "知识库文档"),
+            ("资料", f"{CONSOLE_PATH}/owners", "业主名册"),
         ]
+    if actor.role == Role.admin:
+        links.append(("管理", f"{CONSOLE_PATH}/users", "用户与角色"))
     return links
 
 
@@ -275,6 +291,11 @@ def render(request: Request, template: str, context: dict[str, Any] | None = Non
         "path": request.url.path,
     }
     ctx.update(context or {})
+    if "people_directory" not in ctx:
+        from yishi.core.db import session_scope
+
+        with session_scope(request.app.state.settings) as session:
+            ctx["people_directory"] = Directory(session)
     response = templates.TemplateResponse(request, template, ctx, status_code=status_code)
     if getattr(request.state, "new_csrf", False):
         set_csrf_cookie(request, response, csrf)
