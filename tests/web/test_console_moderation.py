@@ -136,7 +136,7 @@ def test_reject_escalate_edit_and_mute(
         "csrf_token": csrf, "sender_id": "wechat_mp:o1", "hours": "24", "reason": "多次辱骂"})
     assert muted.status_code == 303
     page = client.get("/console/moderation/mutes?sender=wechat_mp:o1").text
-    assert "禁言中" in page and "多次辱骂" in page and "消息经复核被拒绝" in page
+    assert "禁言中" in page and "多次辱骂" in page and "人身攻击" in page
     client.post("/console/moderation/mutes/lift",
                 data={"csrf_token": csrf, "sender_id": "wechat_mp:o1"})
     with session_scope(yishi_env) as session:
