@@ -709,9 +709,8 @@ def reject(*, session: Session, actor: Actor, item_id: int, reason: str = "") ->
     _audit(session, item_id=item.id, actor_id=actor.user_id, action="reject", reason=reason)
     session.add(item)
     already = session.exec(select(Strike).where(Strike.review_item_id == item.id)).first()
-    if already is None:
-        if item.source not in BOT_SOURCES:
-            _strike(
+    if already is None and item.source not in BOT_SOURCES:
+        _strike(
                 session,
                 sender_id=item.sender_id,
                 item_id=item.id,
@@ -860,6 +859,16 @@ def resolve_appeal(
     session.commit()
     session.refresh(a)
     return a
+
+
+def record_access(
+    *, session: Session, actor_id: str, action: str, reason: str = "",
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Log a view of personal data (e.g. a resident's phone) in the append-only audit log."""
+    _audit(session, item_id=None, actor_id=actor_id, action=action, reason=reason,
+           details=details)
+    session.commit()
 
 
 def get_audit(

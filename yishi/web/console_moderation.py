@@ -13,7 +13,6 @@ from yishi.core.deps import SessionDep
 from yishi.core.errors import Invalid, YishiError
 from yishi.moderation import service as moderation_service
 from yishi.moderation.models import ReviewItem
-from yishi.web.people import Directory
 from yishi.web.console_session import (
     CONSOLE_PATH,
     ConsoleRoute,
@@ -24,6 +23,7 @@ from yishi.web.console_session import (
     safe_next,
     templates,
 )
+from yishi.web.people import Directory
 
 router = APIRouter(include_in_schema=False, route_class=ConsoleRoute)
 
@@ -298,7 +298,8 @@ def lift_mute(
     except YishiError as exc:
         session.rollback()
         return redirect(request, back, error=exc)
-    return redirect(request, back, ok=f"已解除 {Directory(session).name(sender_id)} 的 {lifted} 项禁言")
+    name = Directory(session).name(sender_id)
+    return redirect(request, back, ok=f"已解除 {name} 的 {lifted} 项禁言")
 
 
 @router.get(BASE + "/audit", response_class=HTMLResponse)

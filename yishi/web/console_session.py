@@ -29,7 +29,7 @@ from yishi.core.deps import SessionDep
 from yishi.core.errors import Unauthorized, YishiError
 from yishi.core.models import Role
 from yishi.web.highlight import highlight_spans
-from yishi.web.people import Directory
+from yishi.web.people import CHANNEL_LABELS, Directory, mask_phone, may_see_phone
 
 AUTH_COOKIE = "yishi_console"
 CSRF_COOKIE = "yishi_csrf"
@@ -215,13 +215,25 @@ def clear_auth_cookie(response: Response) -> None:
 # --- flash messages ---------------------------------------------------------------------------
 
 
+_RESIDENT_HINTS = ("回复“", "发送“", "回复\"", "携带产权证明")
+
+
+def staff_hint(hint: str | None) -> str | None:
+    """A domain error's hint as staff should read it: hints written for residents (chat
+    commands, what to bring to the office) are dropped, command-line quoting removed."""
+    if not hint or any(word in hint for word in _RESIDENT_HINTS):
+        return None
+    return hint.replace("`", "")
+
+
 def redirect(request: Request, url: str, *, ok: str | None = None,
              error: YishiError | str | None = None) -> RedirectResponse:
     """A 303 redirect after a POST, carrying a one-time message for the next page."""
     response = RedirectResponse(url, status_code=303)
     if ok or error:
         if isinstance(error, YishiError):
-            text = error.message + (f"（{error.hint}）" if error.hint else "")
+            hint = staff_hint(error.hint)
+            text = error.message + (f"（{hint}）" if hint else "")
         else:
             text = error or ok or ""
         payload = json.dumps({"kind": "error" if error else "ok", "text": text[:500]})
@@ -289,6 +301,9 @@ def render(request: Request, template: str, context: dict[str, Any] | None = Non
         "flash": flash,
         "community": request.app.state.settings.community_name,
         "path": request.url.path,
+        "channels": CHANNEL_LABELS,
+        "can_see_phone": may_see_phone(actor),
+        "mask": mask_phone,
     }
     ctx.update(context or {})
     if "people_directory" not in ctx:
@@ -313,6 +328,7 @@ def render(request: Request, template: str, context: dict[str, Any] | None = Non
 def error_page(request: Request, status_code: int, message: str,
                hint: str | None = None) -> HTMLResponse:
     """A console error page in the layout."""
+    hint = staff_hint(hint)
     return render(
         request, "console/error.html", {"message": message, "hint": hint},
         status_code=status_code,

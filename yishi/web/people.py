@@ -22,6 +22,14 @@ _CHANNEL_WORDS = {
     "web": "网页居民",
     "cli": "命令行用户",
 }
+CHANNEL_LABELS = {
+    "wechat_mp": "公众号",
+    "wecom": "企业微信",
+    "wecom_bot": "企业微信群",
+    "wecom_robot": "企业微信群机器人",
+    "web": "网页",
+    "cli": "命令行",
+}
 PHONE_ROLES = (Role.staff,)  # admins pass too; moderators judge words, not people's numbers
 
 
