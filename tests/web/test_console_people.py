@@ -4,6 +4,7 @@ and a Chinese 404."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from fastapi.testclient import TestClient
@@ -208,3 +209,13 @@ def test_unknown_console_paths_get_a_chinese_page_and_the_site_has_an_icon(
     icon = client.get("/favicon.svg")
     assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg")
     assert 'rel="icon"' in client.get("/console/issues").text
+
+
+def test_api_docs_use_only_local_assets(client: TestClient) -> None:
+    for page in ("/docs", "/redoc"):
+        html = client.get(page).text
+        assert "cdn." not in html and "https://" not in html.split("<body", 1)[-1].split(
+            "openapi", 1)[0]
+        for src in re.findall(r'(?:src|href)="([^"]+)"', html):
+            assert src.startswith("/"), src
+            assert client.get(src).status_code in (200, 301), src

@@ -15,12 +15,14 @@ from yishi.core import auth as auth_service
 from yishi.core.db import session_scope
 from yishi.core.errors import Forbidden, NotFound
 from yishi.core.models import Role
+from yishi.web import api_docs
 from yishi.web.console import STATIC_DIR
 from yishi.web.console import router as console_router
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 router.include_router(console_router)  # the moderators' and staff console (/console)
+router.include_router(api_docs.router)  # /docs and /redoc from local assets
 
 SIMULATOR_USER = "u1"
 _LOOPBACK = {"127.0.0.1", "::1", "localhost", "testclient"}
