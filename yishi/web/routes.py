@@ -41,7 +41,7 @@ def simulator_token(settings_url: str) -> str:
             user = auth_service.get_by_external_id(session=session, external_id=external_id)
             if user is None:
                 user = auth_service.create(
-                    session=session, name="模拟居民 u1", role=Role.resident, external_id=external_id
+                    session=session, name="模拟居民", role=Role.resident, external_id=external_id
                 )
             assert user.id is not None
             token = auth_service.issue_token(session=session, user_id=user.id, label="simulator")
