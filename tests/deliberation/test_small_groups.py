@@ -100,7 +100,12 @@ def test_proposal_is_written_for_residents(session: Session) -> None:
     words = p.background + "".join(o["text"] for o in p.options)
     for internal in ("组同意", "%", "〔", "s1", "分歧点", "另行表决"):
         assert internal not in words, internal
-    assert p.options[-1]["text"].startswith("维持现状")
+    assert p.options[-1]["label"] == "维持现状"
+    summary = summaries.summarise_thread(session=session, actor=staff(), thread_id=tid,
+                                         save=False)
+    for claim in summary.consensus:  # what most oppose is never offered as agreed
+        if claim.text.startswith("多数参与者反对"):
+            assert claim.quotes[0].text not in p.options[0]["text"]
     assert all(o.get("label") for o in p.options)
 
 

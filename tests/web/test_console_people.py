@@ -53,16 +53,16 @@ def test_admin_manages_users_roles_and_tokens(
     assert issued.status_code == 200 and "只显示这一次" in issued.text
     token = issued.text.split('<p class="message token">', 1)[1].split("<", 1)[0].strip()
     with session_scope(yishi_env) as session:
-        user = session.get(User, uid)
-        assert user is not None and user.role == Role.staff and user.unit == "1栋101"
-        assert user.phone == "13912345678"  # an empty field keeps the number
+        saved = session.get(User, uid)
+        assert saved is not None and saved.role == Role.staff and saved.unit == "1栋101"
+        assert saved.phone == "13912345678"  # an empty field keeps the number
         assert auth_service.authenticate(session=session, token=token).id == uid
     client.post(f"/console/users/{uid}/revoke", data={"csrf_token": csrf})
     client.post(f"/console/users/{uid}/active", data={"csrf_token": csrf, "active": "no"})
     with session_scope(yishi_env) as session:
         assert all(t.revoked for t in session.exec(select(ApiToken).where(ApiToken.user_id == uid)))
-        user = session.get(User, uid)
-        assert user is not None and not user.active
+        stopped = session.get(User, uid)
+        assert stopped is not None and not stopped.active
 
 
 def test_staff_cannot_open_the_users_page(

@@ -286,8 +286,10 @@ def draft_from_summary(
     if "居委会" not in {p["party"] for p in parties}:
         parties.append({"party": "居委会", "role": "指导监督、协调各方"})
 
-    consensus = [c for c in summary.consensus]
+    opposed_claims = [c for c in summary.consensus if c.text.startswith("多数参与者反对")]
+    consensus = [c for c in summary.consensus if c not in opposed_claims]
     agreed = [_plain(c) for c in consensus[:5]]
+    opposed = [_plain(c) for c in opposed_claims[:5]]
     disputed = [(_plain(c), c.cites) for c in summary.divisive[:2]]
     options = []
     if agreed:
@@ -297,7 +299,7 @@ def draft_from_summary(
         base = "在方案一的基础上，" if agreed else ""
         options.append({"key": chr(ord("B") + i), "text": f"{base}同时实行：{text}",
                         "cites": cites})
-    options.append({"key": "Z", "text": "维持现状，暂不改变", "cites": []})
+    options.append({"key": "Z", "text": "暂不作改变", "cites": []})
     for n, option in enumerate(options, start=1):
         option["label"] = f"方案{_CN_DIGITS[n]}" if option["key"] != "Z" else "维持现状"
 
@@ -305,6 +307,8 @@ def draft_from_summary(
                   f"共有 {summary.participation.participants} 位居民参与讨论。"]
     if agreed:
         background.append("大家普遍认同：" + "；".join(agreed) + "。")
+    if opposed:
+        background.append("大家普遍不赞成：" + "；".join(opposed) + "。")
     if disputed:
         background.append("意见还不一致的地方：" + "；".join(t for t, _c in disputed) + "。")
 
