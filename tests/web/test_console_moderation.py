@@ -15,7 +15,7 @@ from yishi.moderation.models import ModerationDecision, ReviewItem, Strike
 from yishi.moderation.schemas import Span, Verdict
 from yishi.web.highlight import highlight_spans
 
-from .conftest import login
+from .conftest import login, visible
 
 XSS_TEXT = '<script>alert("x")</script>你这个傻逼，<b onmouseover="steal()">滚</b>'
 
@@ -84,7 +84,7 @@ def test_approving_from_the_console_changes_state_and_writes_the_audit(
     assert f"消息 #{item_id} 已通过" in queue.text  # the flash message
     assert f'id="item-{item_id}"' not in queue.text  # gone from the pending queue
     log = client.get(f"/console/moderation/audit?item={item_id}").text
-    assert "语境是引用" in log and "web:m1" in log
+    assert "语境是引用" in log and "审核员小李" in log and "web:m1" not in visible(log)
 
     again = client.post(f"/console/moderation/items/{item_id}/reject",
                         data={"csrf_token": csrf})

@@ -296,8 +296,8 @@ def draft_from_summary(
         options.append({"key": "A", "text": "落实大家普遍认同的做法：" + "；".join(agreed),
                         "cites": [r for c in consensus[:5] for r in c.cites]})
     for i, (text, cites) in enumerate(disputed):
-        base = "在方案一的基础上，" if agreed else ""
-        options.append({"key": chr(ord("B") + i), "text": f"{base}同时实行：{text}",
+        intro = "在方案一的基础上，同时实行：" if agreed else "实行："
+        options.append({"key": chr(ord("B") + i), "text": f"{intro}{text}",
                         "cites": cites})
     options.append({"key": "Z", "text": "暂不作改变", "cites": []})
     for n, option in enumerate(options, start=1):
