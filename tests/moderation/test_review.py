@@ -237,3 +237,16 @@ def test_audit_log_is_append_only(session: Session, moderator: Actor) -> None:
     who = {(a.actor_id, a.action) for a in service.get_audit(session=session)}
     assert ("web:mod1", "approve") in who and ("system", "screen_review") in who
     assert session.exec(select(Strike)).all() == []
+
+
+def test_a_confirmed_violation_tells_the_sender_why_and_how_to_appeal(
+    session: Session, moderator: Actor
+) -> None:
+    from yishi.bot.models import OutboundMessage
+
+    item = _hold(session, BORDER, "wechat_mp:oTOLD")
+    assert session.exec(select(OutboundMessage)).all() == []  # held only: nothing said yet
+    service.reject(session=session, actor=moderator, item_id=_id(item), reason="人身攻击")
+    out = session.exec(select(OutboundMessage)).one()
+    assert out.user_id == "wechat_mp:oTOLD" and out.channel == "wechat_mp"
+    assert "人身攻击" in out.text and "申诉" in out.text and "提醒" in out.text
