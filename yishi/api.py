@@ -102,8 +102,8 @@ def create_app(
         version=__version__,
         description="社区议事助手：政策问答（附条文出处）、问题上报与分派、议题共识、内容审核。",
         lifespan=lifespan,
-        docs_url="/docs" if settings.api_docs_enabled else None,
-        redoc_url="/redoc" if settings.api_docs_enabled else None,
+        docs_url=None,  # served from local assets by yishi.web.api_docs (works offline)
+        redoc_url=None,
         openapi_url="/openapi.json" if settings.api_docs_enabled else None,
     )
     app.state.settings = settings

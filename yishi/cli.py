@@ -81,6 +81,12 @@ def serve(
     from yishi.api import create_app
 
     typer.echo(f"Yishi 议事 on http://{host}:{port}  (chat: /chat, docs: /docs, health: /healthz)")
+    typer.echo(
+        f"Console for moderators and staff: http://{host}:{port}/console  (sign in with a token "
+        "from `yishi users add NAME --role staff`; pages: /console/moderation, /console/issues, "
+        "/console/threads, /console/proposals, /console/owners, /console/documents, "
+        "/console/users)"
+    )
     uvicorn.run(
         create_app(settings, run_worker=worker),
         host=host,

@@ -72,3 +72,9 @@ def login(client: TestClient, token: str, next_path: str = "") -> str:
     )
     assert response.status_code == 303, response.text
     return client.cookies.get("yishi_csrf") or csrf
+
+
+def visible(html: str) -> str:
+    """The text a person sees on a page: tags, attributes, scripts and styles removed."""
+    html = re.sub(r"<(script|style)\b.*?</\1>", " ", html, flags=re.S)
+    return re.sub(r"<[^>]+>", " ", html)

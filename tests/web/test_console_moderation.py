@@ -15,7 +15,7 @@ from yishi.moderation.models import ModerationDecision, ReviewItem, Strike
 from yishi.moderation.schemas import Span, Verdict
 from yishi.web.highlight import highlight_spans
 
-from .conftest import login
+from .conftest import login, visible
 
 XSS_TEXT = '<script>alert("x")</script>你这个傻逼，<b onmouseover="steal()">滚</b>'
 
@@ -84,7 +84,7 @@ def test_approving_from_the_console_changes_state_and_writes_the_audit(
     assert f"消息 #{item_id} 已通过" in queue.text  # the flash message
     assert f'id="item-{item_id}"' not in queue.text  # gone from the pending queue
     log = client.get(f"/console/moderation/audit?item={item_id}").text
-    assert "语境是引用" in log and "web:m1" in log
+    assert "语境是引用" in log and "审核员小李" in log and "web:m1" not in visible(log)
 
     again = client.post(f"/console/moderation/items/{item_id}/reject",
                         data={"csrf_token": csrf})
@@ -136,7 +136,7 @@ def test_reject_escalate_edit_and_mute(
         "csrf_token": csrf, "sender_id": "wechat_mp:o1", "hours": "24", "reason": "多次辱骂"})
     assert muted.status_code == 303
     page = client.get("/console/moderation/mutes?sender=wechat_mp:o1").text
-    assert "禁言中" in page and "多次辱骂" in page and "消息经复核被拒绝" in page
+    assert "禁言中" in page and "多次辱骂" in page and "人身攻击" in page
     client.post("/console/moderation/mutes/lift",
                 data={"csrf_token": csrf, "sender_id": "wechat_mp:o1"})
     with session_scope(yishi_env) as session:

@@ -166,8 +166,14 @@ def test_thread_summary_and_proposal_from_the_console(
     assert f'href="/console/proposals/{proposal_id}"' in listing
     voting = client.get(proposal_url).text
     assert "已在公告栏公示" in voting and "结束表决并计票" in voting and "参与人数" in voting
-    closed = client.post(f"{proposal_url}/close", data={"csrf_token": csrf})
-    assert "表决已结束：未通过" in client.get(closed.headers["location"]).text  # nobody voted
+    assert "还没有人投票" in voting  # the warning stands before the close button
+    refused = client.post(f"{proposal_url}/close", data={"csrf_token": csrf})
+    assert "还没有人投票" in client.get(refused.headers["location"]).text
+    with session_scope(yishi_env) as session:
+        proposal = session.get(Proposal, proposal_id)
+        assert proposal is not None and proposal.status == "voting"
+    closed = client.post(f"{proposal_url}/close", data={"csrf_token": csrf, "confirm": "yes"})
+    assert "表决已结束，结果：未通过" in client.get(closed.headers["location"]).text
 
 
 def test_responsibility_list_is_editable_by_admins_only(
@@ -210,7 +216,8 @@ def test_failed_messages_are_listed_for_staff(
     login(client, make_token(Role.staff, "工作人员", "web:s1"))
     page = client.get("/console/failures")
     assert page.status_code == 200
-    assert "电梯又坏了&lt;b&gt;" in page.text and "timeout" in page.text
+    assert "电梯又坏了&lt;b&gt;" in page.text and "处理出错" in page.text
+    assert "timeout" not in page.text  # raw error strings stay in the logs
     assert "已经答复的消息" not in page.text
     assert "45015" in page.text and "您的问题已解决" in page.text
 

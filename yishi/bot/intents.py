@@ -226,6 +226,9 @@ def classify(text: str) -> Intent:
         return Intent("command", command="clear", fields=fields)
     if _any(t, _HANDOFF):
         return Intent("command", command="handoff", fields=fields)
+    if stripped.startswith("申诉"):
+        return Intent("command", command="appeal", topic=t[t.index("申诉") + 2 :].strip(" ：:，,"),
+                      fields=fields)
     vote = parse_vote(text)
     if vote:
         return Intent("vote", number=vote[1], vote_value=vote[0], fields=fields)
@@ -266,6 +269,14 @@ def classify(text: str) -> Intent:
     if fields.category and fields.location:
         return Intent("report", fields=fields, confidence=0.6)
     return Intent("chat", fields=fields, confidence=0.5)
+
+
+def allowed_while_muted(text: str) -> bool:
+    """What a muted resident may still send: 转人工, 我的问题, 申诉, and any urgent report."""
+    intent = classify(text)
+    if intent.name == "command" and intent.command in {"handoff", "my_issues", "appeal", "help"}:
+        return True
+    return intent.fields.urgency == "urgent"
 
 
 def _mentions_own_report(t: str) -> bool:

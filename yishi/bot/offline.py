@@ -224,7 +224,23 @@ class OfflineEngine:
             return self._my_issues(session, actor, turn)
         if intent.command == "threads":
             return self._threads(session, turn)
+        if intent.command == "appeal":
+            return self._appeal(session, actor, intent.topic or "", turn)
         return HELP_TEXT
+
+    def _appeal(self, session: Session, actor: Actor, reason: str, turn: Turn) -> str:
+        from yishi.moderation import service as moderation_service
+
+        if not reason:
+            return "请在“申诉”后面写上理由，例如：申诉 我是在转述别人的话。"
+        try:
+            appeal = moderation_service.appeal_latest(
+                session=session, actor=actor, reason=reason
+            )
+        except YishiError as exc:
+            return _error_text(exc)
+        turn.actions.append({"type": "appeal", "appeal_id": appeal.id})
+        return f"已收到您的申诉（编号 {appeal.id}），审核员会尽快复核并告诉您结果。"
 
     def _question(self, session: Session, actor: Actor, text: str, intent: Intent, turn: Turn,
                   message_ref: str | None) -> str:

@@ -17,7 +17,7 @@ from sqlalchemy import and_, insert, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from yishi.bot import outbox
+from yishi.bot import intents, outbox
 from yishi.bot.acceptor import row_values
 from yishi.bot.models import InboundMessage, InboundStatus, OutboundMessage, OutboundStatus
 from yishi.bot.schemas import Accepted, ChatTurn, IncomingMessage
@@ -50,6 +50,10 @@ STILL_WORKING = "您的消息已收到，正在处理中。稍后给我发送任
 MORE_TO_COME = "\n（内容较长，回复任意消息查看后续）"
 PASSIVE_PART_BYTES = 1900  # WeChat's passive text limit is 2048 bytes; room for MORE_TO_COME
 SLOW_DOWN_NOTICE = "您发送消息太频繁了，请稍等一分钟再试。"
+MUTED_NOTICE = (
+    "您的发言暂时受限，这条消息没有发布。期间仍可回复“转人工”联系工作人员、“我的问题”查看进度，"
+    "或回复“申诉 加上理由”申请复核；燃气泄漏、火情、有人被困或受伤等紧急情况照常受理。"
+)
 
 _engine: Any = None
 _senders: dict[str, Any] | None = None
@@ -256,8 +260,10 @@ def _respond(session: Session, settings: Settings, row: InboundMessage) -> None:
         _finish(session, row, InboundStatus.held, SLOW_DOWN_NOTICE, kind="notice")
         return
 
-    if moderation_service.is_muted(session=session, sender_id=row.user_id):
-        notice = "您的发言功能暂时受限，如有疑问可以申诉，或联系社区工作人员。"
+    if moderation_service.is_muted(
+        session=session, sender_id=row.user_id
+    ) and not intents.allowed_while_muted(text):
+        notice = MUTED_NOTICE
         row.moderation_action = "muted"
         _finish(session, row, InboundStatus.held, notice, kind="notice")
         return

@@ -77,6 +77,39 @@ def set_role(*, session: Session, user_id: int, role: Role) -> User:
     return user
 
 
+def update_profile(
+    *, session: Session, user_id: int, name: str | None = None, unit: str | None = None,
+    phone: str | None = None,
+) -> User:
+    """Change a user's display name, unit or phone (None leaves a field as it is)."""
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"没有编号为 {user_id} 的用户")
+    if name is not None:
+        if not name.strip():
+            raise Invalid("姓名不能为空")
+        user.name = name.strip()
+    if unit is not None:
+        user.unit = unit.strip() or None
+    if phone is not None:
+        phone = phone.strip().replace(" ", "").replace("-", "")
+        if phone and not (phone.isdigit() and 7 <= len(phone) <= 15):
+            raise Invalid("电话号码格式不对", hint="只填数字，例如 13912345678")
+        user.phone = phone or None
+    session.add(user)
+    session.commit()
+    session.refresh(user)
+    return user
+
+
+def count_tokens(*, session: Session) -> dict[int, int]:
+    """Active tokens per user id."""
+    counts: dict[int, int] = {}
+    for row in session.exec(select(ApiToken).where(ApiToken.revoked == False)):  # noqa: E712
+        counts[row.user_id] = counts.get(row.user_id, 0) + 1
+    return counts
+
+
 def issue_token(
     *, session: Session, user_id: int, label: str = "", ttl_days: int | None = None
 ) -> str:
@@ -125,10 +158,14 @@ def authenticate(*, session: Session, token: str, admin_token: str | None = None
         select(ApiToken).where(ApiToken.token_sha256 == _hash(token), ApiToken.revoked == False)  # noqa: E712
     ).first()
     if row is None:
-        raise Unauthorized("令牌无效或已吊销", hint="用 `yishi users token USER_ID` 重新签发")
+        raise Unauthorized(
+            "令牌无效或已吊销", hint="请向管理员索取新令牌（命令：yishi users token 用户编号）"
+        )
     now = utcnow()
     if row.expires_at is not None and row.expires_at <= now:
-        raise Unauthorized("令牌已过期", hint="用 `yishi users token USER_ID` 重新签发")
+        raise Unauthorized(
+            "令牌已过期", hint="请向管理员索取新令牌（命令：yishi users token 用户编号）"
+        )
     user = session.get(User, row.user_id)
     if user is None or not user.active:
         raise Unauthorized("该用户已停用")
@@ -154,7 +191,7 @@ def revoke_token(*, session: Session, token_id: int | None = None, token: str | 
     elif token:
         row = session.exec(select(ApiToken).where(ApiToken.token_sha256 == _hash(token))).first()
     if row is None:
-        raise NotFound("没有这个令牌", hint="用 `yishi users tokens USER_ID` 查看令牌编号")
+        raise NotFound("没有这个令牌", hint="可用命令 yishi users tokens 用户编号 查看令牌编号")
     row.revoked = True
     session.add(row)
     session.commit()

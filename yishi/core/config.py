@@ -27,7 +27,9 @@ class Settings(BaseSettings):
     database_url: str | None = None  # default: sqlite:///<data_dir>/yishi.db
     redis_url: str | None = None
     log_level: str = "INFO"
-    community_name: str = "幸福里社区"
+    community_name: str = "和园小区"
+    # Opinion groups smaller than this are never shown (merged into the nearest group).
+    deliberation_min_group_size: int = 5
 
     # Jobs
     jobs_immediate: bool = False  # run jobs synchronously in the caller (tests, `yishi chat`)

@@ -22,12 +22,15 @@ class UserBase(SQLModel):
     role: Role = Field(default=Role.resident)
     # Channel identity: "wechat_mp:<OpenID>", "wecom:<UserID>", "web:<id>", "cli:<id>"
     external_id: str | None = Field(default=None, max_length=200, unique=True, index=True)
+    unit: str | None = Field(default=None, max_length=100)  # e.g. 3栋2单元501, where known
 
 
 class User(UserBase, table=True):
     id: int | None = Field(default=None, primary_key=True)
     created_at: NaiveDatetime = Field(default_factory=utcnow)
     active: bool = True
+    # Personal data: shown only to staff, each view audited (never in UserRead or logs).
+    phone: str | None = Field(default=None, max_length=30)
 
 
 class UserRead(UserBase):

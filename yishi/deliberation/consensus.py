@@ -733,3 +733,81 @@ def compute(
         silhouettes=silhouettes,
     )
 
+
+
+# --- what is shown to people --------------------------------------------------------------------
+
+# Polis's own guidance: the method is meant for conversations of 50 or more participants.
+POLIS_INTENDED_PARTICIPANTS = 50
+MIN_SHOWN_GROUP = 5
+# A grouping is shown only when its silhouette clearly beats "one group": a weighted silhouette
+# below this means the groups overlap about as much as they differ.
+MIN_SHOWN_SILHOUETTE = 0.35
+
+
+@dataclass
+class ShownGroups:
+    """The grouping people see: every group at least `min_group` strong, or none with a note."""
+
+    groups: dict[Hashable, int]  # participant -> shown group index (largest first)
+    note: str = ""  # why there are no (or few) groups, in plain words
+
+
+def shown_groups(
+    result: ConsensusResult,
+    votes: VoteMatrix | Iterable[Vote | tuple[Hashable, Hashable, float]],
+    *,
+    min_group: int = MIN_SHOWN_GROUP,
+    min_silhouette: float = MIN_SHOWN_SILHOUETTE,
+) -> ShownGroups:
+    """Merge groups smaller than `min_group` into their nearest group and drop weak groupings.
+
+    The raw `result` (Polis parity) is left as it is; only participants with at least
+    `min(MIN_VOTES, statements)` votes are grouped.
+    """
+    matrix = _as_matrix(votes)
+    voted = (~np.isnan(matrix.values)).sum(axis=1)
+    need = min(MIN_VOTES, len(matrix.comments))
+    enough = {p for p, n in zip(matrix.participants, voted.tolist(), strict=True) if n >= need}
+    members = [p for p in result.participants if p in enough]
+    n_total = len(matrix.participants)
+    small = n_total < POLIS_INTENDED_PARTICIPANTS
+    caveat = (
+        f"本议题 {n_total} 人参与，分组方法面向 50 人以上的讨论，分组仅供参考。" if small else ""
+    )
+    if len(members) < 2 * min_group:
+        return ShownGroups(
+            {},
+            f"投票达到 {need} 条的居民只有 {len(members)} 位，人数太少，不分组"
+            f"（每组至少 {min_group} 人）。",
+        )
+    best = max(result.silhouettes.values(), default=0.0)
+    if result.k < 2 or best < min_silhouette:
+        return ShownGroups({}, "居民的意见没有明显分成几派，不分组。")
+    position = {p: result.projections[i] for i, p in enumerate(result.participants)}
+    label = {p: result.groups[p] for p in members}
+    while True:
+        sizes: dict[Hashable, int] = {}
+        for g in label.values():
+            sizes[g] = sizes.get(g, 0) + 1
+        if len(sizes) < 2:
+            break
+        smallest = min(sizes, key=lambda g: (sizes[g], str(g)))
+        if sizes[smallest] >= min_group:
+            break
+        centre = {
+            g: np.mean([position[p] for p in members if label[p] == g], axis=0) for g in sizes
+        }
+        nearest = min(
+            (g for g in sizes if g != smallest),
+            key=lambda g: float(np.linalg.norm(centre[g] - centre[smallest])),
+        )
+        label = {p: nearest if g == smallest else g for p, g in label.items()}
+    counts: dict[Hashable, int] = {}
+    for g in label.values():
+        counts[g] = counts.get(g, 0) + 1
+    if len(counts) < 2:
+        return ShownGroups({}, "较小的意见组并入相近的组后只剩一组，不分组。")
+    order = sorted(counts, key=lambda g: (-counts[g], str(g)))
+    index = {g: i for i, g in enumerate(order)}
+    return ShownGroups({p: index[g] for p, g in label.items()}, caveat)

@@ -99,6 +99,16 @@ def assign_issue(
     return issue
 
 
+def merge_issues(*, session: Session, actor: Actor, duplicate_id: int, into_id: int,
+                 note: str = "") -> Issue:
+    """Staff: merge a duplicate issue and tell everyone now following the merged issue."""
+    issue = issues.merge(session=session, actor=actor, duplicate_id=duplicate_id,
+                         into_id=into_id, note=note)
+    notify_followers(session=session, issue=issue,
+                     note=f"您反映的问题 #{duplicate_id} 与本问题相同，已合并处理")
+    return issue
+
+
 def staff_recipients(*, session: Session) -> list[str]:
     """Channel identities of active staff and admins (who hear about overdue issues)."""
     rows = session.exec(

@@ -412,6 +412,51 @@ def assign(
     return issue, old
 
 
+def merge(*, session: Session, actor: Actor, duplicate_id: int, into_id: int,
+          note: str = "") -> Issue:
+    """Staff: merge a duplicate issue into another: its reporter and supporters become the
+    other's supporters, its timeline is copied over, and it is closed."""
+    actor.require(Role.staff)
+    if duplicate_id == into_id:
+        raise Invalid("不能把问题合并到它自己")
+    dup = get_issue(session=session, actor=actor, issue_id=duplicate_id)
+    into = get_issue(session=session, actor=actor, issue_id=into_id)
+    if dup.merged_into_id is not None:
+        raise Invalid(f"问题 #{duplicate_id} 已经并入问题 #{dup.merged_into_id}")
+    if into.merged_into_id is not None or into.status in (IssueStatus.closed,
+                                                          IssueStatus.rejected):
+        raise Invalid(f"问题 #{into_id} 已结束，不能作为合并目标", hint="请选择仍在处理的问题")
+    now = utcnow()
+    known = {into.reporter_id, *get_supporters(session=session, issue_id=into_id)}
+    joining = [(dup.reporter_id, dup.reporter_channel, dup.text)]
+    joining += [(s.user_id, s.channel, s.text) for s in session.exec(
+        select(IssueSupporter).where(IssueSupporter.issue_id == duplicate_id))]
+    for user_id, channel, text in joining:
+        if user_id in known:
+            continue
+        known.add(user_id)
+        session.add(IssueSupporter(issue_id=into_id, user_id=user_id, channel=channel,
+                                   text=text, created_at=now))
+        into.supporter_count += 1
+    for e in get_timeline(session=session, actor=actor, issue_id=duplicate_id):
+        session.add(IssueEvent(issue_id=into_id, kind=e.kind, actor_id=e.actor_id,
+                               from_status=e.from_status, to_status=e.to_status,
+                               note=f"（原问题 #{duplicate_id}）{e.note}".strip(), at=e.at))
+    old = dup.status
+    dup.status = IssueStatus.closed.value
+    dup.merged_into_id = into_id
+    dup.updated_at = into.updated_at = now
+    session.add(dup)
+    session.add(into)
+    _event(session, dup, "merged", actor.user_id, from_status=old, to_status=dup.status,
+           note=f"并入问题 #{into_id}" + (f"：{note}" if note else ""), at=now)
+    _event(session, into, "merged", actor.user_id,
+           note=f"问题 #{duplicate_id} 并入本问题" + (f"：{note}" if note else ""), at=now)
+    session.commit()
+    session.refresh(into)
+    return into
+
+
 def flag_overdue(*, session: Session, now: datetime | None = None) -> list[Issue]:
     """Mark open issues past their due time that were not flagged yet; returns those."""
     now = now or utcnow()

@@ -74,6 +74,7 @@ class Issue(SQLModel, table=True):
     created_at: NaiveDatetime = Field(default_factory=utcnow)
     updated_at: NaiveDatetime = Field(default_factory=utcnow)
     resolved_at: NaiveDatetime | None = None
+    merged_into_id: int | None = Field(default=None, foreign_key="issue.id")
 
 
 class IssueSupporter(SQLModel, table=True):
@@ -151,6 +152,7 @@ class Statement(SQLModel, table=True):
     text: str = Field(max_length=500)
     message_id: int | None = Field(default=None, foreign_key="threadmessage.id")
     visible: bool = True
+    hidden_reason: str | None = Field(default=None, max_length=500)
     created_at: NaiveDatetime = Field(default_factory=utcnow)
 
 

@@ -238,6 +238,14 @@ def _latest_summary(session: Session, thread_id: int) -> SummaryRecord | None:
                         .order_by(col(SummaryRecord.id).desc())).first()
 
 
+_CN_DIGITS = "零一二三四五六七八九十"
+
+
+def _plain(claim: Any) -> str:
+    """The statement a claim rests on, in the residents' own words (no figures, no group names)."""
+    return (claim.quotes[0].text if claim.quotes else claim.text).strip().rstrip("。")
+
+
 def draft_from_summary(
     *,
     session: Session,
@@ -278,24 +286,31 @@ def draft_from_summary(
     if "居委会" not in {p["party"] for p in parties}:
         parties.append({"party": "居委会", "role": "指导监督、协调各方"})
 
-    consensus = [c for c in summary.consensus]
+    opposed_claims = [c for c in summary.consensus if c.text.startswith("多数参与者反对")]
+    consensus = [c for c in summary.consensus if c not in opposed_claims]
+    agreed = [_plain(c) for c in consensus[:5]]
+    opposed = [_plain(c) for c in opposed_claims[:5]]
+    disputed = [(_plain(c), c.cites) for c in summary.divisive[:2]]
     options = []
-    if consensus:
-        options.append({"key": "A", "text": "按讨论共识实施：" + "；".join(
-            c.quotes[0].text if c.quotes else c.text for c in consensus[:5]),
-            "cites": [r for c in consensus[:5] for r in c.cites]})
-    for i, claim in enumerate(summary.divisive[:3]):
-        options.append({"key": chr(ord("B") + i),
-                        "text": "就分歧点另行表决：" + (claim.quotes[0].text if claim.quotes
-                                                     else claim.text),
-                        "cites": claim.cites})
-    options.append({"key": "Z", "text": "维持现状", "cites": []})
+    if agreed:
+        options.append({"key": "A", "text": "落实大家普遍认同的做法：" + "；".join(agreed),
+                        "cites": [r for c in consensus[:5] for r in c.cites]})
+    for i, (text, cites) in enumerate(disputed):
+        intro = "在方案一的基础上，同时实行：" if agreed else "实行："
+        options.append({"key": chr(ord("B") + i), "text": f"{intro}{text}",
+                        "cites": cites})
+    options.append({"key": "Z", "text": "暂不作改变", "cites": []})
+    for n, option in enumerate(options, start=1):
+        option["label"] = f"方案{_CN_DIGITS[n]}" if option["key"] != "Z" else "维持现状"
 
-    background = [f"议题：{thread.question}",
-                  f"参与：{summary.participation.participants} 人，"
-                  f"投票 {summary.participation.votes} 次。"]
-    background += [f"共识：{c.text}〔{','.join(c.cites)}〕" for c in consensus[:5]]
-    background += [f"分歧：{c.text}〔{','.join(c.cites)}〕" for c in summary.divisive[:3]]
+    background = [f"讨论的问题：{thread.question}",
+                  f"共有 {summary.participation.participants} 位居民参与讨论。"]
+    if agreed:
+        background.append("大家普遍认同：" + "；".join(agreed) + "。")
+    if opposed:
+        background.append("大家普遍不赞成：" + "；".join(opposed) + "。")
+    if disputed:
+        background.append("意见还不一致的地方：" + "；".join(t for t, _c in disputed) + "。")
 
     start = utcnow()
     days = [("公示征求意见", 7), ("表决", 14), ("公布结果", 3), ("组织实施", 30)]
@@ -435,13 +450,37 @@ def tally(*, session: Session, proposal_id: int) -> dict[str, Any]:
             "passed": _meets(Fraction(agree), Fraction(voted), rule.majority)}
 
 
-def close_voting(*, session: Session, actor: Actor, proposal_id: int) -> Proposal:
-    """Staff: end the vote; the rule decides adopted or rejected and the count is kept."""
+MIN_BALLOTS = 5  # fewer ballots than this earn a warning before the vote is closed
+
+
+def turnout_warning(count: dict[str, Any]) -> str | None:
+    """Why closing the vote now may be premature (no or too few ballots), or None."""
+    voted = int(count.get("voted_owners", count.get("voted", 0)))
+    if voted == 0:
+        return "还没有人投票。现在结束表决，提案将判定为未通过。"
+    if "quorum_owners" in count and not (count["quorum_owners"] and count["quorum_area"]):
+        return (f"目前只有 {voted} 户业主投票，参与表决的人数或面积还不到三分之二，"
+                "现在结束表决，提案将判定为未通过。")
+    if voted < MIN_BALLOTS:
+        return f"目前只有 {voted} 人投票，结果可能不能代表大家的意见。"
+    return None
+
+
+def close_voting(*, session: Session, actor: Actor, proposal_id: int,
+                 confirm_low_turnout: bool = True) -> Proposal:
+    """Staff: end the vote; the rule decides adopted or rejected and the count is kept.
+
+    With `confirm_low_turnout=False`, a vote with no or too few ballots is not closed: the
+    warning is raised instead, for the caller to show before asking again.
+    """
     actor.require(Role.staff)
     proposal = get(session=session, proposal_id=proposal_id)
     if proposal.status != ProposalStatus.voting:
         raise Invalid("提案不在表决期")
     result = tally(session=session, proposal_id=proposal_id)
+    warning = turnout_warning(result)
+    if warning and not confirm_low_turnout:
+        raise Invalid(warning, hint="如确认要结束表决，请勾选“仍然结束表决”后再提交")
     proposal.result = result
     to = ProposalStatus.adopted if result["passed"] else ProposalStatus.rejected
     note = "表决通过" if result["passed"] else "表决未通过"

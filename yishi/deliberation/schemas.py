@@ -209,6 +209,7 @@ class ThreadSummary(BaseModel):
     open_questions: list[Claim] = Field(default_factory=list)
     next_steps: list[Claim] = Field(default_factory=list)
     engine: Literal["offline", "llm"] = "offline"
+    grouping_note: str = ""  # why no (or few) opinion groups are shown
     rejected: list[RejectedClaim] = Field(default_factory=list)
     summary_id: int | None = None
 

@@ -20,6 +20,7 @@ from typing import Any
 from sqlmodel import Session
 
 from yishi.core.auth import Actor
+from yishi.core.config import get_settings
 from yishi.core.errors import Invalid
 from yishi.core.models import Role
 from yishi.deliberation import threads
@@ -74,13 +75,18 @@ class MathView:
     consensus: list[tuple[int, str]]  # (statement id, side)
     overall: dict[int, StatementFigures]
     by_group: dict[str, dict[int, StatementFigures]]
+    note: str = ""  # why no (or few) groups are shown, in plain words
 
 
 VoteRow = tuple[str, int, int]  # (voter, statement id, +1 | -1 | 0)
 
 
-def run_math(votes: Sequence[VoteRow]) -> MathView:
-    """Polis groups, repness and consensus over the thread's votes (plain counts if too few)."""
+def run_math(votes: Sequence[VoteRow], *, min_group: int | None = None) -> MathView:
+    """Polis groups, repness and consensus over the thread's votes (plain counts if too few).
+
+    Groups smaller than `min_group` are never shown: they join their nearest group, or the
+    thread is reported as too small (or too undivided) to group.
+    """
     overall: dict[int, StatementFigures] = defaultdict(StatementFigures)
     for _voter, sid, value in votes:
         _count(overall[sid], value)
@@ -89,16 +95,29 @@ def run_math(votes: Sequence[VoteRow]) -> MathView:
     consensus: list[tuple[int, str]] = []
     voters = {voter for voter, _sid, _value in votes}
     result = None
+    note = ""
     if len(voters) >= 2 and votes:
         try:
             from yishi.deliberation import consensus as consensus_math
 
             result = consensus_math.compute(list(votes))
+            shown = consensus_math.shown_groups(
+                result, list(votes),
+                min_group=min_group if min_group is not None else consensus_math.MIN_SHOWN_GROUP,
+            )
+            note = shown.note
+            if shown.groups:
+                result = consensus_math.compute(list(votes), groups=shown.groups)
+            else:
+                consensus = [(int(_cid(s.comment)), s.side) for s in result.consensus]
+                result = None
         except ImportError:
             result = None
         except Exception:  # tiny or degenerate matrices; the counts still make a summary
             log.warning("consensus math failed; summarising from counts", exc_info=True)
             result = None
+    elif votes:
+        note = "参与投票的人太少，不分组。"
     if result is not None:
         label = {g: _group_label(i) for i, g in enumerate(sorted(result.repness, key=_gkey))}
         for participant, g in result.groups.items():
@@ -111,7 +130,7 @@ def run_math(votes: Sequence[VoteRow]) -> MathView:
                 (int(_cid(r.comment)), "agree" if r.best_agree else r.repful_for) for r in ranked
             ]
         consensus = [(int(_cid(s.comment)), s.side) for s in result.consensus]
-    else:
+    elif not consensus:
         consensus = [
             (sid, "agree" if f.agree_rate >= f.disagree_rate else "disagree")
             for sid, f in overall.items()
@@ -125,7 +144,7 @@ def run_math(votes: Sequence[VoteRow]) -> MathView:
         if g is not None:
             _count(by_group[g][sid], value)
     return MathView(groups=groups, repness=repness, consensus=consensus, overall=dict(overall),
-                    by_group={g: dict(f) for g, f in by_group.items()})
+                    by_group={g: dict(f) for g, f in by_group.items()}, note=note)
 
 
 def _gkey(g: Hashable) -> tuple[int, str]:
@@ -255,7 +274,7 @@ def load_material(*, session: Session, thread: Thread) -> ThreadMaterial:
         messages=threads.get_messages(session=session, thread_id=thread.id),
         statements=threads.get_statements(session=session, thread_id=thread.id),
         votes=votes,
-        math=run_math(votes),
+        math=run_math(votes, min_group=get_settings().deliberation_min_group_size),
     )
 
 
@@ -307,7 +326,7 @@ def offline_summary(material: ThreadMaterial) -> ThreadSummary:
             groups.append(GroupView(group=label, size=len(math.groups[label]), view=view))
             continue
         claims = []
-        for sid, side in reps:
+        for sid, side in reps[1:]:  # the first is the group's view, quoted once above
             fig = figures.get(sid, StatementFigures())
             rate = fig.agree_rate if side == "agree" else fig.disagree_rate
             verb = "同意" if side == "agree" else "反对"
@@ -386,6 +405,7 @@ def offline_summary(material: ThreadMaterial) -> ThreadSummary:
         open_questions=open_questions,
         next_steps=next_steps,
         engine="offline",
+        grouping_note=math.note,
     )
 
 

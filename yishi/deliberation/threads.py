@@ -188,6 +188,37 @@ def set_message_visible(*, session: Session, message_id: int, visible: bool) -> 
     return message
 
 
+def hide_statement(*, session: Session, actor: Actor, statement_id: int, reason: str
+                   ) -> Statement:
+    """Staff: hide a statement from voting and summaries, with a reason kept on record."""
+    actor.require(Role.staff, Role.moderator)
+    statement = session.get(Statement, statement_id)
+    if statement is None:
+        raise NotFound(f"没有编号为 {statement_id} 的观点")
+    if not reason.strip():
+        raise Invalid("请写明隐藏的原因", hint="原因会留档，便于日后核查")
+    statement.visible = False
+    statement.hidden_reason = reason.strip()[:500]
+    session.add(statement)
+    session.commit()
+    session.refresh(statement)
+    return statement
+
+
+def show_statement(*, session: Session, actor: Actor, statement_id: int) -> Statement:
+    """Staff: show a hidden statement again."""
+    actor.require(Role.staff, Role.moderator)
+    statement = session.get(Statement, statement_id)
+    if statement is None:
+        raise NotFound(f"没有编号为 {statement_id} 的观点")
+    statement.visible = True
+    statement.hidden_reason = None
+    session.add(statement)
+    session.commit()
+    session.refresh(statement)
+    return statement
+
+
 def vote(*, session: Session, actor: Actor, statement_id: int, value: str) -> Vote:
     """Record the actor's vote on a statement; a second vote replaces the first."""
     if value not in VOTE_VALUES:

@@ -466,3 +466,36 @@ def answer(query: str, *, k: int = 3, settings: Settings | None = None) -> Knowl
         )
     parts.append("以上为条文摘录，具体情况请以原文和居委会、物业的解释为准。")
     return KnowledgeAnswer(text="\n\n".join(parts), citations=citations, confident=True)
+
+
+# ---- console helpers ----------------------------------------------------------------------
+
+
+def get_chunks(*, source: str, settings: Settings | None = None) -> list[dict[str, Any]]:
+    """The indexed chunks of one document, in order: `{"text", "article", "chapter"}`."""
+    index = get_index(settings or get_settings())
+    index.reload_if_changed()
+    return [
+        {"text": text, "article": meta.get("article", ""), "chapter": meta.get("chapter", "")}
+        for text, meta in zip(index._texts, index._metas, strict=True)
+        if meta.get("source") == source
+    ]
+
+
+def reingest(*, session: Session, source: str, settings: Settings | None = None) -> FileResult:
+    """Index a document again from its file (sample documents or `knowledge_dir`)."""
+    settings = settings or get_settings()
+    if session.exec(select(Document).where(Document.source == source)).first() is None:
+        raise NotFound(f"没有名为 {source} 的文档", hint="用文档列表查看已收录的文件名")
+    folders = [SAMPLES_DIR] + ([Path(settings.knowledge_dir)] if settings.knowledge_dir else [])
+    for path in iter_files(folders):
+        if path.name == source:
+            doc = load_file(path, kind="community")
+            index = get_index(settings)
+            with index.write_lock(), session_scope(settings) as inner:
+                result = _store_document(session=inner, index=index, doc=doc, force=True)
+                index.rebuild_keyword_index()
+            return result
+    raise Invalid(
+        f"找不到文档 {source} 的原文件，无法重新收录", hint="请重新上传该文件"
+    )

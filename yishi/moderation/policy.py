@@ -47,12 +47,27 @@ class Policy:
     extra_terms: tuple[Entry, ...] = ()
     # Where an LLM judge (if configured) is asked: scores within [review, block) by default.
     judge_band: tuple[float, float] = (0.5, 0.85)
-    # Strikes: this many blocks or rejections within `strike_window_days` mute the sender for
-    # `mute_hours`, doubling with each earlier mute in the window, up to `mute_max_hours`.
-    strikes_for_mute: int = 3
+    # Strikes count only confirmed violations: a moderator's rejection, or an automatic block
+    # whose score reaches `auto_strike_score` in a category not listed in `no_strike_categories`
+    # (a resident who trips the injection check or shares their own number has hurt no one).
+    # The n-th strike within `strike_window_days` brings `mute_ladder_hours[n-1]` hours of mute
+    # (the last step repeats); 0 means a warning only.
     strike_window_days: float = 30.0
-    mute_hours: float = 24.0
+    auto_strike_score: float = 0.95
+    no_strike_categories: tuple[str, ...] = ("prompt_injection", "self_pii")
+    mute_ladder_hours: tuple[float, ...] = (0.0, 1.0, 24.0, 168.0)
+    # Older settings, still read: `strikes_for_mute` strikes mute for `mute_hours`, doubling
+    # with each further strike up to `mute_max_hours` (used to build the ladder when no ladder
+    # is given).
+    strikes_for_mute: int = 2
+    mute_hours: float = 1.0
     mute_max_hours: float = 168.0
+
+    def mute_hours_for(self, strike_number: int) -> float:
+        """Hours of mute that the `strike_number`-th strike in the window brings (0: warning)."""
+        if strike_number <= 0 or not self.mute_ladder_hours:
+            return 0.0
+        return self.mute_ladder_hours[min(strike_number, len(self.mute_ladder_hours)) - 1]
 
     def rule(self, category: str) -> CategoryRule:
         """The rule for a category (unknown categories get the defaults)."""
@@ -115,8 +130,9 @@ def load(path: Path | None) -> Policy:
 
     Format: `[categories.<name>] review = 0.5, block = 0.85, max_action = "review"`,
     top-level `clf_review`, `clf_block`, `clf_confirm`, `allow_terms = [...]`,
-    `extra_terms = [{term, category, weight, flags}]`, `strikes_for_mute`, `strike_window_days`,
-    `mute_hours` and `mute_max_hours`.
+    `extra_terms = [{term, category, weight, flags}]`, `strike_window_days`, `auto_strike_score`,
+    `no_strike_categories`, `mute_ladder_hours = [0, 1, 24, 168]` (or the older
+    `strikes_for_mute`, `mute_hours`, `mute_max_hours`).
     """
     if path is None:
         return Policy()
@@ -154,6 +170,7 @@ def from_dict(raw: dict[str, Any]) -> Policy:
         )
         for e in raw.get("extra_terms", [])
     )
+    ladder = _ladder(raw, defaults)
     return Policy(
         rules=rules,
         clf_review=float(raw.get("clf_review", defaults.clf_review)),
@@ -163,6 +180,32 @@ def from_dict(raw: dict[str, Any]) -> Policy:
         extra_terms=extra,
         strikes_for_mute=int(raw.get("strikes_for_mute", defaults.strikes_for_mute)),
         strike_window_days=float(raw.get("strike_window_days", defaults.strike_window_days)),
+        auto_strike_score=float(raw.get("auto_strike_score", defaults.auto_strike_score)),
+        no_strike_categories=tuple(
+            str(c) for c in raw.get("no_strike_categories", defaults.no_strike_categories)
+        ),
+        mute_ladder_hours=ladder,
         mute_hours=float(raw.get("mute_hours", defaults.mute_hours)),
         mute_max_hours=float(raw.get("mute_max_hours", defaults.mute_max_hours)),
     )
+
+
+def _ladder(raw: dict[str, Any], defaults: Policy) -> tuple[float, ...]:
+    """The mute ladder from `mute_ladder_hours`, or built from the older three settings."""
+    if "mute_ladder_hours" in raw:
+        steps = tuple(float(h) for h in raw["mute_ladder_hours"])
+        if not steps or any(h < 0 for h in steps):
+            raise Invalid("mute_ladder_hours 需是非负小时数的列表", hint="例如 [0, 1, 24, 168]")
+        return steps
+    if not any(k in raw for k in ("strikes_for_mute", "mute_hours", "mute_max_hours")):
+        return defaults.mute_ladder_hours
+    n = max(1, int(raw.get("strikes_for_mute", defaults.strikes_for_mute)))
+    base = float(raw.get("mute_hours", defaults.mute_hours))
+    top = max(base, float(raw.get("mute_max_hours", defaults.mute_max_hours)))
+    steps_list = [0.0] * (n - 1)
+    hours = base
+    while hours < top:
+        steps_list.append(hours)
+        hours *= 2
+    steps_list.append(top)
+    return tuple(steps_list)

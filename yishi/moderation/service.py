@@ -26,11 +26,7 @@ from yishi.moderation.schemas import Signal, Span, Verdict
 
 log = logging.getLogger(__name__)
 
-# Strike and mute defaults; a community's policy file may change them (see policy.Policy).
-STRIKES_FOR_MUTE = 3
-STRIKE_WINDOW = timedelta(days=30)
-MUTE_BASE = timedelta(hours=24)
-MUTE_MAX = timedelta(days=7)
+# Strike and mute settings live in the policy (see policy.Policy.mute_ladder_hours).
 APPEAL_WINDOW = timedelta(days=20)
 BOT_SOURCES = frozenset({"reply", "bot"})  # the bot's own words: held, but no strikes
 MAX_SCREEN_CHARS = 100_000  # beyond this only the head and tail are analysed
@@ -363,7 +359,8 @@ def hold(
     source: str,
     source_ref: str | None = None,
 ) -> ReviewItem:
-    """Put a message in the moderators' queue; a block also records a strike (and maybe a mute)."""
+    """Put a message in the moderators' queue; only a high-confidence automatic block is a
+    confirmed violation and records a strike (a hold for review never does)."""
     item = ReviewItem(
         sender_id=sender_id,
         source=source,
@@ -386,13 +383,99 @@ def hold(
         reason="；".join(verdict.reasons[:5]),
         details={"categories": verdict.categories, "score": verdict.score, "source": source},
     )
-    if verdict.action == "block" and source not in BOT_SOURCES:
+    if _confirmed_by_screening(item):
         _strike(
-            session, sender_id=sender_id, item_id=item.id, reason="消息被拦截", actor_id="system"
+            session,
+            sender_id=sender_id,
+            item_id=item.id,
+            reason=_reason_words(item, "消息被自动拦截"),
+            actor_id="system",
         )
     session.commit()
     session.refresh(item)
     return item
+
+
+def _confirmed_by_screening(item: ReviewItem) -> bool:
+    """A block so certain that no moderator needs to confirm it before it counts."""
+    pol = get_screener().policy
+    if item.action != "block" or item.source in BOT_SOURCES:
+        return False
+    counted = [c for c in item.categories if c not in pol.no_strike_categories]
+    return bool(counted) and item.score >= pol.auto_strike_score
+
+
+CATEGORY_WORDS = {
+    "insult": "辱骂他人",
+    "harassment": "骚扰他人",
+    "threat": "威胁他人",
+    "hate": "歧视或仇恨言论",
+    "sexual": "色情低俗内容",
+    "incitement": "煽动性内容",
+    "doxxing": "公开他人个人信息",
+    "self_pii": "个人信息",
+    "spam_ad": "广告刷屏",
+    "fraud": "疑似诈骗",
+    "prompt_injection": "试图改变助手设定",
+    "illegal": "违法内容",
+    "violence": "暴力内容",
+    "self_harm": "自伤相关内容",
+}
+
+
+def category_words(category: str) -> str:
+    """A category in plain words for residents and staff."""
+    return CATEGORY_WORDS.get(category, "不适合公开的内容")
+
+
+def _reason_words(item: ReviewItem, fallback: str) -> str:
+    words = [category_words(c) for c in item.categories if c != "self_pii"]
+    return "、".join(dict.fromkeys(words)) or fallback
+
+
+APPEAL_HOW = "如认为处理有误，请在 20 天内回复“申诉 加上理由”，例如：申诉 我是在转述别人的话。"
+
+
+def strike_notice(*, hours: float, reason: str) -> str:
+    """What the resident is told when a violation is confirmed: reason, consequence, appeal."""
+    if hours <= 0:
+        consequence = "这次是提醒，不影响您使用。再次违规将被暂时限制发言。"
+    elif hours < 24:
+        consequence = f"您的发言将暂停 {hours:g} 小时。"
+    elif hours % 24 == 0:
+        consequence = f"您的发言将暂停 {hours / 24:g} 天。"
+    else:
+        consequence = f"您的发言将暂停 {hours:g} 小时。"
+    return (
+        f"您的一条消息经确认违反了社区公约（{reason}），未予发布。{consequence}"
+        "暂停期间仍可回复“转人工”“我的问题”“申诉”，紧急情况（燃气泄漏、火情、有人被困或受伤）"
+        f"照常受理。{APPEAL_HOW}"
+    )
+
+
+def _tell_sender(session: Session, sender_id: str, text: str) -> None:
+    """Queue a message to the sender through their channel; it is sent once the session commits."""
+    if sender_id in BOT_SOURCES or ":" not in sender_id or sender_id.startswith("user:"):
+        return  # console users and the bot have no chat channel
+    from yishi.bot import outbox
+    from yishi.bot.models import OutboundStatus
+
+    row = outbox.queue(session=session, user_id=sender_id, text=text, kind="notice")
+    if row.status != OutboundStatus.pending:
+        return
+    out_id = row.id
+
+    def send(_session: Any) -> None:
+        from yishi.core import jobs
+
+        try:
+            jobs.enqueue("bot.deliver_outbound", out_id)
+        except Exception:  # jobs not configured here (CLI): the sweep sends it
+            log.info("strike notice %s left for the sweep", out_id)
+
+    from sqlalchemy import event
+
+    event.listen(session, "after_commit", send, once=True)
 
 
 def _strike(
@@ -400,14 +483,6 @@ def _strike(
 ) -> None:
     session.add(Strike(sender_id=sender_id, review_item_id=item_id, reason=reason))
     session.flush()
-    _audit(
-        session,
-        item_id=item_id,
-        actor_id=actor_id,
-        action="strike",
-        reason=reason,
-        details={"sender_id": sender_id},
-    )
     pol = get_screener().policy
     now = utcnow()
     since = now - timedelta(days=pol.strike_window_days)
@@ -418,30 +493,69 @@ def _strike(
             Strike.voided == False,  # noqa: E712
         )
     ).all()
-    if len(strikes) < pol.strikes_for_mute or _active_mute(session, sender_id) is not None:
-        return
-    earlier = session.exec(
-        select(Mute).where(Mute.sender_id == sender_id, Mute.created_at >= since)
-    ).all()
-    length = min(
-        timedelta(hours=pol.mute_hours) * (2 ** len(earlier)),
-        timedelta(hours=max(pol.mute_max_hours, pol.mute_hours)),
-    )
-    mute = Mute(
-        sender_id=sender_id,
-        created_at=now,
-        until=now + length,
-        reason=f"{pol.strikes_for_mute} 次违规后自动禁言",
-    )
-    session.add(mute)
+    hours = pol.mute_hours_for(len(strikes))
     _audit(
         session,
         item_id=item_id,
-        actor_id="system",
-        action="mute",
-        reason=mute.reason,
-        details={"sender_id": sender_id, "hours": length.total_seconds() / 3600},
+        actor_id=actor_id,
+        action="strike",
+        reason=reason,
+        details={"sender_id": sender_id, "strike_number": len(strikes), "hours": hours},
     )
+    if hours > 0 and _active_mute(session, sender_id) is None:
+        mute = Mute(
+            sender_id=sender_id,
+            created_at=now,
+            until=now + timedelta(hours=hours),
+            reason=f"第 {len(strikes)} 次确认违规：{reason}",
+        )
+        session.add(mute)
+        _audit(
+            session,
+            item_id=item_id,
+            actor_id="system",
+            action="mute",
+            reason=mute.reason,
+            details={"sender_id": sender_id, "hours": hours},
+        )
+    _tell_sender(session, sender_id, strike_notice(hours=hours, reason=reason))
+
+
+def _void_strikes(session: Session, *, item: ReviewItem, actor_id: str, reason: str) -> int:
+    """Cancel the strikes an item brought, and lift an automatic mute that rested on them."""
+    voided = 0
+    first: Any = None
+    for s in session.exec(
+        select(Strike).where(Strike.review_item_id == item.id, Strike.voided == False)  # noqa: E712
+    ):
+        s.voided = True
+        session.add(s)
+        voided += 1
+        first = s.created_at if first is None or s.created_at < first else first
+    if not voided:
+        return 0
+    now = utcnow()
+    for m in session.exec(
+        select(Mute).where(
+            Mute.sender_id == item.sender_id,
+            Mute.until > now,
+            col(Mute.lifted_at).is_(None),
+            Mute.created_by == "system",
+            Mute.created_at >= first,
+        )
+    ):
+        m.lifted_at = now
+        m.lifted_by = actor_id
+        session.add(m)
+    _audit(
+        session,
+        item_id=item.id,
+        actor_id=actor_id,
+        action="strike_voided",
+        reason=reason,
+        details={"sender_id": item.sender_id, "strikes": voided},
+    )
+    return voided
 
 
 def _active_mute(session: Session, sender_id: str) -> Mute | None:
@@ -451,6 +565,11 @@ def _active_mute(session: Session, sender_id: str) -> Mute | None:
             Mute.sender_id == sender_id, Mute.until > now, col(Mute.lifted_at).is_(None)
         )
     ).first()
+
+
+def active_mute(*, session: Session, sender_id: str) -> Mute | None:
+    """The sender's active mute, if any."""
+    return _active_mute(session, sender_id)
 
 
 def is_muted(*, session: Session, sender_id: str) -> bool:
@@ -576,6 +695,7 @@ def approve(*, session: Session, actor: Actor, item_id: int, reason: str = "") -
     item.final_text = item.redacted or item.text
     _audit(session, item_id=item.id, actor_id=actor.user_id, action="approve", reason=reason)
     session.add(item)
+    _void_strikes(session, item=item, actor_id=actor.user_id, reason="审核通过，撤销违规记录")
     _release(session, item)
     session.commit()
     session.refresh(item)
@@ -583,20 +703,20 @@ def approve(*, session: Session, actor: Actor, item_id: int, reason: str = "") -
 
 
 def reject(*, session: Session, actor: Actor, item_id: int, reason: str = "") -> ReviewItem:
-    """Reject a held item: it is never posted, and a held (not yet struck) sender gets a strike."""
+    """Reject a held item: it is never posted, and the confirmed violation is a strike (once)."""
     item = _decidable(session, actor, item_id)
     _decide(session, item, actor, "rejected", reason)
     _audit(session, item_id=item.id, actor_id=actor.user_id, action="reject", reason=reason)
     session.add(item)
     already = session.exec(select(Strike).where(Strike.review_item_id == item.id)).first()
-    if already is None:
+    if already is None and item.source not in BOT_SOURCES:
         _strike(
-            session,
-            sender_id=item.sender_id,
-            item_id=item.id,
-            reason="消息经复核被拒绝",
-            actor_id=actor.user_id,
-        )
+                session,
+                sender_id=item.sender_id,
+                item_id=item.id,
+                reason=reason.strip() or _reason_words(item, "消息经复核被拒绝"),
+                actor_id=actor.user_id,
+            )
     session.commit()
     session.refresh(item)
     return item
@@ -623,6 +743,7 @@ def edit_and_approve(
         details={"edited_text": check.redacted},
     )
     session.add(item)
+    _void_strikes(session, item=item, actor_id=actor.user_id, reason="修改后通过，撤销违规记录")
     _release(session, item)
     session.commit()
     session.refresh(item)
@@ -678,6 +799,27 @@ def appeal(*, session: Session, actor: Actor, item_id: int, reason: str) -> Appe
     return a
 
 
+def appeal_latest(*, session: Session, actor: Actor, reason: str) -> Appeal:
+    """Appeal the newest decision against your own messages that can still be appealed."""
+    since = utcnow() - APPEAL_WINDOW
+    appealed = select(Appeal.review_item_id)
+    item = session.exec(
+        select(ReviewItem)
+        .where(
+            ReviewItem.sender_id == actor.user_id,
+            ReviewItem.status != "approved",
+            ReviewItem.created_at >= since,
+            col(ReviewItem.id).not_in(appealed),
+        )
+        .order_by(col(ReviewItem.id).desc())
+    ).first()
+    if item is None or item.id is None:
+        raise NotFound(
+            "没有可以申诉的处理记录", hint="只有近 20 天内被暂缓或拦截、且未申诉过的消息可以申诉"
+        )
+    return appeal(session=session, actor=actor, item_id=item.id, reason=reason)
+
+
 def get_appeals(*, session: Session, status: str = "open") -> list[Appeal]:
     """Appeals with a status, oldest first."""
     return list(
@@ -712,13 +854,21 @@ def resolve_appeal(
         _decide(session, item, actor, "approved", reason or "申诉成立")
         item.final_text = item.redacted or item.text
         session.add(item)
-        for s in session.exec(select(Strike).where(Strike.review_item_id == item.id)):
-            s.voided = True
-            session.add(s)
+        _void_strikes(session, item=item, actor_id=actor.user_id, reason="申诉成立，撤销违规记录")
         _release(session, item)
     session.commit()
     session.refresh(a)
     return a
+
+
+def record_access(
+    *, session: Session, actor_id: str, action: str, reason: str = "",
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Log a view of personal data (e.g. a resident's phone) in the append-only audit log."""
+    _audit(session, item_id=None, actor_id=actor_id, action=action, reason=reason,
+           details=details)
+    session.commit()
 
 
 def get_audit(

@@ -15,7 +15,7 @@ from yishi.core import auth as auth_service
 from yishi.core.deps import SessionDep
 from yishi.core.errors import Unauthorized
 from yishi.core.models import Role
-from yishi.web import console_moderation, console_staff
+from yishi.web import console_moderation, console_people, console_staff
 from yishi.web.console_session import (
     AUTH_COOKIE,
     CONSOLE_PATH,
@@ -26,6 +26,7 @@ from yishi.web.console_session import (
     admin_token,
     clear_auth_cookie,
     current_actor,
+    error_page,
     read_cookie,
     redirect,
     render,
@@ -127,3 +128,11 @@ def home(actor: ConsoleUser) -> RedirectResponse:
 
 router.include_router(console_moderation.router)
 router.include_router(console_staff.router)
+router.include_router(console_people.router)
+
+
+@router.get(CONSOLE_PATH + "/{rest:path}", response_class=HTMLResponse)
+def not_found(request: Request, session: SessionDep, rest: str) -> HTMLResponse:
+    """Any other console path: a page in Chinese, not a JSON error."""
+    request.state.console_actor = current_actor(request, session)
+    return error_page(request, 404, "没有这个页面", "请从左侧菜单进入需要的页面。")

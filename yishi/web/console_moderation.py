@@ -23,6 +23,7 @@ from yishi.web.console_session import (
     safe_next,
     templates,
 )
+from yishi.web.people import Directory
 
 router = APIRouter(include_in_schema=False, route_class=ConsoleRoute)
 
@@ -47,6 +48,21 @@ ACTION_LABELS = {
     "appeal": "申诉",
     "appeal_upheld": "申诉成立",
     "appeal_denied": "申诉驳回",
+    "strike_voided": "撤销违规",
+    "view_phone": "查看电话",
+}
+DETAIL_LABELS = {
+    "sender_id": "用户",
+    "hours": "禁言时长（小时）",
+    "categories": "类别",
+    "score": "分值",
+    "source": "来源",
+    "strike_number": "第几次违规",
+    "lifted": "解除禁言数",
+    "edited_text": "修改后内容",
+    "strikes": "撤销违规数",
+    "user_id": "用户",
+    "page": "页面",
 }
 CATEGORY_LABELS = {
     "insult": "辱骂",
@@ -63,13 +79,16 @@ CATEGORY_LABELS = {
 }
 SOURCE_LABELS = {
     "message": "居民消息",
+    "inbound": "居民消息",
     "reply": "助手回复",
     "thread": "议题留言",
     "group": "群聊",
     "summary": "讨论总结",
 }
 PAGE_SIZE = 50
-templates.env.globals.update(category_labels=CATEGORY_LABELS, source_labels=SOURCE_LABELS)
+templates.env.globals.update(
+    category_labels=CATEGORY_LABELS, source_labels=SOURCE_LABELS, detail_labels=DETAIL_LABELS
+)
 
 Decision = Literal["approve", "reject", "edit", "escalate"]
 
@@ -255,7 +274,7 @@ def add_mute(
     except YishiError as exc:
         session.rollback()
         return redirect(request, back, error=exc)
-    return redirect(request, back, ok=f"已禁言 {sender_id} {hours} 小时")
+    return redirect(request, back, ok=f"已禁言 {Directory(session).name(sender_id)} {hours} 小时")
 
 
 @router.post(BASE + "/mutes/lift", dependencies=[CsrfChecked])
@@ -279,7 +298,8 @@ def lift_mute(
     except YishiError as exc:
         session.rollback()
         return redirect(request, back, error=exc)
-    return redirect(request, back, ok=f"已解除 {sender_id} 的 {lifted} 项禁言")
+    name = Directory(session).name(sender_id)
+    return redirect(request, back, ok=f"已解除 {name} 的 {lifted} 项禁言")
 
 
 @router.get(BASE + "/audit", response_class=HTMLResponse)

@@ -22,6 +22,7 @@ from fastapi import Depends, Form, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
+from jinja2 import pass_context
 
 from yishi.core import auth as auth_service
 from yishi.core.auth import Actor
@@ -30,6 +31,7 @@ from yishi.core.deps import SessionDep
 from yishi.core.errors import Unauthorized, YishiError
 from yishi.core.models import Role
 from yishi.web.highlight import highlight_spans
+from yishi.web.people import CHANNEL_LABELS, Directory, mask_phone, may_see_phone
 
 AUTH_COOKIE = "yishi_console"
 CSRF_COOKIE = "yishi_csrf"
@@ -48,6 +50,16 @@ def _fmt_time(value: Any) -> str:
 
 
 templates.env.filters["dt"] = _fmt_time
+
+
+@pass_context
+def _person(ctx: Any, user_id: str | None) -> str:
+    """A user id as the person's name (see web.people)."""
+    directory = ctx.get("people_directory")
+    return directory.name(user_id) if directory is not None else "未知"
+
+
+templates.env.filters["person"] = _person
 
 
 class LoginRequired(Exception):
@@ -227,13 +239,25 @@ def clear_auth_cookie(response: Response, request: Request | None = None) -> Non
 # --- flash messages ---------------------------------------------------------------------------
 
 
+_RESIDENT_HINTS = ("回复“", "发送“", "回复\"", "携带产权证明")
+
+
+def staff_hint(hint: str | None) -> str | None:
+    """A domain error's hint as staff should read it: hints written for residents (chat
+    commands, what to bring to the office) are dropped, command-line quoting removed."""
+    if not hint or any(word in hint for word in _RESIDENT_HINTS):
+        return None
+    return hint.replace("`", "")
+
+
 def redirect(request: Request, url: str, *, ok: str | None = None,
              error: YishiError | str | None = None) -> RedirectResponse:
     """A 303 redirect after a POST, carrying a one-time message for the next page."""
     response = RedirectResponse(url, status_code=303)
     if ok or error:
         if isinstance(error, YishiError):
-            text = error.message + (f"（{error.hint}）" if error.hint else "")
+            hint = staff_hint(error.hint)
+            text = error.message + (f"（{hint}）" if hint else "")
         else:
             text = error or ok or ""
         payload = json.dumps({"kind": "error" if error else "ok", "text": text[:500]})
@@ -279,8 +303,12 @@ def nav_for(actor: Actor | None) -> list[tuple[str, str, str]]:
             ("议事", f"{CONSOLE_PATH}/threads", "议题讨论"),
             ("议事", f"{CONSOLE_PATH}/proposals", "提案"),
             ("议事", f"{CONSOLE_PATH}/responsibility", "责任清单"),
-            ("议事", f"{CONSOLE_PATH}/failures", "未答复消息"),
+            ("议事", f"{CONSOLE_PATH}/failures", "未答复消息与转人工"),
+            ("资料", f"{CONSOLE_PATH}/documents", "知识库文档"),
+            ("资料", f"{CONSOLE_PATH}/owners", "业主名册"),
         ]
+    if actor.role == Role.admin:
+        links.append(("管理", f"{CONSOLE_PATH}/users", "用户与角色"))
     return links
 
 
@@ -298,8 +326,16 @@ def render(request: Request, template: str, context: dict[str, Any] | None = Non
         "flash": flash,
         "community": request.app.state.settings.community_name,
         "path": request.url.path,
+        "channels": CHANNEL_LABELS,
+        "can_see_phone": may_see_phone(actor),
+        "mask": mask_phone,
     }
     ctx.update(context or {})
+    if "people_directory" not in ctx:
+        from yishi.core.db import session_scope
+
+        with session_scope(request.app.state.settings) as session:
+            ctx["people_directory"] = Directory(session)
     response = templates.TemplateResponse(request, template, ctx, status_code=status_code)
     if getattr(request.state, "new_csrf", False):
         set_csrf_cookie(request, response, csrf)
@@ -320,6 +356,7 @@ def render(request: Request, template: str, context: dict[str, Any] | None = Non
 def error_page(request: Request, status_code: int, message: str,
                hint: str | None = None) -> HTMLResponse:
     """A console error page in the layout."""
+    hint = staff_hint(hint)
     return render(
         request, "console/error.html", {"message": message, "hint": hint},
         status_code=status_code,

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlmodel import col, select
 
+from yishi.core.auth import Actor
 from yishi.core.clock import from_local, utcnow
 from yishi.core.deps import SessionDep
 from yishi.core.errors import Invalid, YishiError
@@ -27,6 +28,7 @@ from yishi.web.console_session import (
     redirect,
     render,
 )
+from yishi.web.people import Directory
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +166,8 @@ def issue_status(
     back = f"{CONSOLE_PATH}/issues/{issue_id}"
     note = note.strip()
     try:
+        if not status:
+            raise Invalid("请选择新状态")
         issue = flows.change_issue_status(
             session=session, actor=actor, issue_id=issue_id, to_status=status, note=note,
             reason=note if status == "rejected" else None,
@@ -204,6 +208,29 @@ def issue_assign(
         session.rollback()
         return redirect(request, back, error=exc)
     return redirect(request, back, ok=f"问题 #{issue_id} 已派给{party.strip()}")
+
+
+@router.post(f"{CONSOLE_PATH}/issues/{{issue_id}}/merge", dependencies=[CsrfChecked])
+def issue_merge(
+    request: Request,
+    session: SessionDep,
+    actor: StaffUser,
+    issue_id: int,
+    into: Annotated[str, Form(max_length=12)] = "",
+) -> RedirectResponse:
+    """Merge this duplicate into another issue (supporters and timelines joined)."""
+    back = f"{CONSOLE_PATH}/issues/{issue_id}"
+    try:
+        target = into.strip().lstrip("#")
+        if not target.isdigit():
+            raise Invalid("请填写目标问题的编号（数字）")
+        merged = flows.merge_issues(session=session, actor=actor, duplicate_id=issue_id,
+                                    into_id=int(target))
+    except YishiError as exc:
+        session.rollback()
+        return redirect(request, back, error=exc)
+    return redirect(request, f"{CONSOLE_PATH}/issues/{merged.id}",
+                    ok=f"问题 #{issue_id} 已并入本问题")
 
 
 # --- threads and summaries --------------------------------------------------------------------
@@ -313,6 +340,8 @@ def thread_detail(
             "thread": thread,
             "statements": [(s, tallies.get(s.id or 0, empty)) for s in statements],
             "messages": threads.get_messages(session=session, thread_id=thread_id),
+            "hidden": [s for s in threads.get_statements(
+                session=session, thread_id=thread_id, include_hidden=True) if not s.visible],
             "summary": _latest_summary(session, thread_id),
             "statuses": THREAD_STATUS_LABELS,
             "proposal_types": proposals.PROPOSAL_TYPES,
@@ -363,6 +392,66 @@ def thread_close(
         session.rollback()
         return redirect(request, back, error=exc)
     return redirect(request, back, ok="议题已结束讨论")
+
+
+@router.post(f"{CONSOLE_PATH}/threads/{{thread_id}}/statements", dependencies=[CsrfChecked])
+def statement_add(
+    request: Request,
+    session: SessionDep,
+    actor: StaffUser,
+    thread_id: int,
+    text: Annotated[str, Form(max_length=500)] = "",
+) -> RedirectResponse:
+    """Staff add a statement for residents to vote on (screened like any message)."""
+    from yishi.moderation import service as moderation_service
+
+    back = f"{CONSOLE_PATH}/threads/{thread_id}"
+    try:
+        if not text.strip():
+            raise Invalid("观点内容不能为空")
+        verdict = moderation_service.screen(text.strip())
+        if verdict.action != "allow":
+            raise Invalid("这条观点没有通过内容检查", hint="请换一种说法")
+        threads.add_statement(session=session, actor=actor, thread_id=thread_id,
+                              text=verdict.redacted)
+    except YishiError as exc:
+        session.rollback()
+        return redirect(request, back, error=exc)
+    return redirect(request, back, ok="已添加观点")
+
+
+@router.post(f"{CONSOLE_PATH}/statements/{{statement_id}}/hide", dependencies=[CsrfChecked])
+def statement_hide(
+    request: Request,
+    session: SessionDep,
+    actor: StaffUser,
+    statement_id: int,
+    reason: Annotated[str, Form(max_length=500)] = "",
+) -> RedirectResponse:
+    """Hide a statement from voting and summaries, with a reason."""
+    try:
+        statement = threads.hide_statement(session=session, actor=actor,
+                                           statement_id=statement_id, reason=reason)
+    except YishiError as exc:
+        session.rollback()
+        return redirect(request, f"{CONSOLE_PATH}/threads", error=exc)
+    return redirect(request, f"{CONSOLE_PATH}/threads/{statement.thread_id}",
+                    ok=f"已隐藏观点 s{statement_id}")
+
+
+@router.post(f"{CONSOLE_PATH}/statements/{{statement_id}}/show", dependencies=[CsrfChecked])
+def statement_show(
+    request: Request, session: SessionDep, actor: StaffUser, statement_id: int
+) -> RedirectResponse:
+    """Show a hidden statement again."""
+    try:
+        statement = threads.show_statement(session=session, actor=actor,
+                                           statement_id=statement_id)
+    except YishiError as exc:
+        session.rollback()
+        return redirect(request, f"{CONSOLE_PATH}/threads", error=exc)
+    return redirect(request, f"{CONSOLE_PATH}/threads/{statement.thread_id}",
+                    ok=f"已恢复观点 s{statement_id}")
 
 
 # --- proposals --------------------------------------------------------------------------------
@@ -430,6 +519,8 @@ def proposal_detail(
             "updates": proposals.get_updates(session=session, proposal_id=proposal_id),
             "allowed": [str(s) for s in allowed],
             "count": count,
+            "turnout_warning": proposals.turnout_warning(count) if count else None,
+            "units": proposals.get_units(session=session),
             "count_labels": COUNT_LABELS,
             "majorities": MAJORITY_LABELS,
             "statuses": proposals.STATUS_LABELS,
@@ -463,17 +554,47 @@ def proposal_status(
 
 @router.post(f"{CONSOLE_PATH}/proposals/{{proposal_id}}/close", dependencies=[CsrfChecked])
 def proposal_close(
-    request: Request, session: SessionDep, actor: StaffUser, proposal_id: int
+    request: Request, session: SessionDep, actor: StaffUser, proposal_id: int,
+    confirm: Annotated[str, Form()] = "",
 ) -> RedirectResponse:
-    """End the vote: the rule decides adopted or rejected."""
+    """End the vote: the rule decides adopted or rejected (a thin turnout asks to confirm)."""
     back = f"{CONSOLE_PATH}/proposals/{proposal_id}"
     try:
-        proposal = proposals.close_voting(session=session, actor=actor, proposal_id=proposal_id)
+        proposal = proposals.close_voting(
+            session=session, actor=actor, proposal_id=proposal_id,
+            confirm_low_turnout=confirm == "yes",
+        )
     except YishiError as exc:
         session.rollback()
         return redirect(request, back, error=exc)
     label = proposals.STATUS_LABELS.get(proposal.status, proposal.status)
-    return redirect(request, back, ok=f"表决已结束：{label}")
+    return redirect(request, back, ok=f"表决已结束，结果：{label}")
+
+
+@router.post(f"{CONSOLE_PATH}/proposals/{{proposal_id}}/ballots", dependencies=[CsrfChecked])
+def proposal_ballot(
+    request: Request,
+    session: SessionDep,
+    actor: StaffUser,
+    proposal_id: int,
+    voter_id: Annotated[str, Form(max_length=200)] = "",
+    choice: Annotated[str, Form()] = "",
+) -> RedirectResponse:
+    """Record a paper or on-site ballot for a registered owner (noted in the proposal's log)."""
+    back = f"{CONSOLE_PATH}/proposals/{proposal_id}"
+    try:
+        if not voter_id.strip():
+            raise Invalid("请先导入业主名册，再代录选票")
+        voter = Actor(user_id=voter_id.strip(), role=Role.resident, channel="web")
+        proposals.cast_ballot(session=session, actor=voter, proposal_id=proposal_id,
+                              choice=choice)
+        name = Directory(session).name(voter_id)
+        proposals.add_update(session=session, actor=actor, proposal_id=proposal_id,
+                             note=f"代录{name}的选票")
+    except YishiError as exc:
+        session.rollback()
+        return redirect(request, back, error=exc)
+    return redirect(request, back, ok=f"已记录{name}的选票")
 
 
 @router.post(f"{CONSOLE_PATH}/proposals/{{proposal_id}}/notes", dependencies=[CsrfChecked])
@@ -590,8 +711,46 @@ def handoff_resolve(
 
     back = f"{CONSOLE_PATH}/failures"
     try:
-        memory.resolve_handoff(session=session, handoff_id=handoff_id, by=actor.user_id)
+        memory.resolve_handoff(session=session, handoff_id=handoff_id,
+                               by=actor.display_name or "工作人员")
     except YishiError as exc:
         session.rollback()
         return redirect(request, back, error=exc)
     return redirect(request, back, ok="已标记为已处理")
+
+
+@router.post(f"{CONSOLE_PATH}/handoffs/{{handoff_id}}/reply", dependencies=[CsrfChecked])
+def handoff_reply(
+    request: Request,
+    session: SessionDep,
+    actor: StaffUser,
+    handoff_id: int,
+    text: Annotated[str, Form(max_length=1000)] = "",
+    resolve: Annotated[str, Form()] = "",
+) -> RedirectResponse:
+    """Answer a resident's 转人工 request through the channel they wrote from."""
+    from yishi.bot import memory, outbox
+    from yishi.bot.memory_models import Handoff
+    from yishi.moderation import service as moderation_service
+
+    back = f"{CONSOLE_PATH}/failures"
+    try:
+        handoff = session.get(Handoff, handoff_id)
+        if handoff is None:
+            raise Invalid(f"没有编号为 {handoff_id} 的转人工请求")
+        body = text.strip()
+        if not body:
+            raise Invalid("请填写回复内容")
+        verdict = moderation_service.screen(body, context="reply")
+        if verdict.action == "block":
+            raise Invalid("回复内容没有通过内容检查", hint="请修改后再发送")
+        who = actor.display_name or "工作人员"
+        outbox.notify(session=session, user_id=handoff.user_id,
+                      text=f"【{who}回复】{verdict.redacted}")
+        if resolve == "yes":
+            memory.resolve_handoff(session=session, handoff_id=handoff_id, by=who)
+    except YishiError as exc:
+        session.rollback()
+        return redirect(request, back, error=exc)
+    name = Directory(session).name(handoff.user_id)
+    return redirect(request, back, ok=f"已回复{name}")
