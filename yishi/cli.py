@@ -106,6 +106,7 @@ def worker(
     prepare_process(settings)
     _knowledge_ready(settings)
     huey = jobs.configure(settings, immediate=False)
+    jobs.wait_for_broker(settings)  # a wrong Redis URL is named at start, once per try
     pipeline.sweep()
     jobs.run_consumer(huey, workers=threads or settings.worker_threads)
 

@@ -267,8 +267,13 @@ def _respond(session: Session, settings: Settings, row: InboundMessage) -> None:
 
     if _get_limiter(settings).reserve(f"resident:{row.user_id}", 1) > 0:
         row.moderation_action = "rate_limited"
-        if _get_notice_limiter(settings).reserve(f"slow-down-notice:{row.user_id}", 1) > 0:
-            _hold_silently(session, row)  # told once this window already
+        # A pushed notice costs one of the window's sends: tell a resident once per window.
+        # (The simulator and the CLI read the reply back, so they always show it.)
+        told = row.channel not in outbox.LOCAL_CHANNELS and (
+            _get_notice_limiter(settings).reserve(f"slow-down-notice:{row.user_id}", 1) > 0
+        )
+        if told:
+            _hold_silently(session, row)
         else:
             _finish(session, row, InboundStatus.held, SLOW_DOWN_NOTICE, kind="notice")
         return
@@ -770,6 +775,28 @@ def sweep() -> dict[str, int]:
     if stale or pending:
         log.info("sweep re-enqueued %s", counts)
     return counts
+
+
+def backlog_ages(*, settings: Settings | None = None) -> dict[str, float | None]:
+    """Seconds since the oldest message still waiting for an answer, and for delivery."""
+    settings = settings or get_settings()
+    now = utcnow()
+    with session_scope(settings) as session:
+        inbound = session.execute(
+            select(func.min(InboundMessage.created_at)).where(
+                col(InboundMessage.status).in_([InboundStatus.received, InboundStatus.processing]),
+                col(InboundMessage.channel).not_in(list(outbox.LOCAL_CHANNELS)),
+            )
+        ).scalar()
+        outbound = session.execute(
+            select(func.min(OutboundMessage.created_at)).where(
+                OutboundMessage.status == OutboundStatus.pending,
+            )
+        ).scalar()
+    return {
+        "oldest_unanswered_s": (now - inbound).total_seconds() if inbound else None,
+        "oldest_undelivered_s": (now - outbound).total_seconds() if outbound else None,
+    }
 
 
 # ---------------------------------------------------------------- passive replies
