@@ -123,10 +123,10 @@ def test_batched_accept_dedupes_within_the_batch_and_against_the_table(
             session=session,
             msgs=[_msg("3001"), _msg("3002"), _msg("3003"), _msg("3002")],
         )
-    results = [r for r in results if isinstance(r, Accepted)]
-    assert [r.duplicate for r in results] == [True, False, False, True]
-    assert results[0].inbound_id == earlier.inbound_id
-    assert results[3].inbound_id == results[1].inbound_id
+    accepted = [r for r in results if isinstance(r, Accepted)]
+    assert [r.duplicate for r in accepted] == [True, False, False, True]
+    assert accepted[0].inbound_id == earlier.inbound_id
+    assert accepted[3].inbound_id == accepted[1].inbound_id
     with session_scope(any_db_env) as session:
         keys = session.exec(select(InboundMessage.dedupe_key)).all()
     assert sorted(keys) == sorted(f"wechat_mp:msg:{n}" for n in ("3001", "3002", "3003"))

@@ -499,15 +499,22 @@ class CircuitBreaker(Protocol):
 class LocalCircuitBreaker:
     """A breaker in this process's memory (one process, or Redis unreachable)."""
 
-    def __init__(self, *, failures: int = 5, open_s: float = 15.0) -> None:
+    def __init__(
+        self,
+        *,
+        failures: int = 5,
+        open_s: float = 15.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.failures = failures
         self.open_s = open_s
+        self.clock = clock
         self._state: dict[str, list[float]] = {}  # channel → [failures, open_until, probe_until]
         self._lock = threading.Lock()
 
     def allow(self, channel: str) -> float:
         """0.0 when a call may go out now (closed, or this caller is the half-open probe)."""
-        now = time.monotonic()
+        now = self.clock()
         with self._lock:
             state = self._state.setdefault(channel, [0.0, 0.0, 0.0])
             if state[1] == 0.0:
@@ -527,7 +534,7 @@ class LocalCircuitBreaker:
 
     def record_failure(self, channel: str) -> bool:
         """Count a failure; open (or keep open) the breaker at the threshold or a failed probe."""
-        now = time.monotonic()
+        now = self.clock()
         with self._lock:
             state = self._state.setdefault(channel, [0.0, 0.0, 0.0])
             state[0] += 1

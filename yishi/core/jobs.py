@@ -150,12 +150,12 @@ def _health_huey(settings: Settings) -> Huey:
     huey = _health_hueys.get(key)
     if huey is None:
         if settings.redis_url:
-            huey = RedisHuey(
-                "yishi",
-                url=settings.redis_url,
-                socket_connect_timeout=1.0,
-                socket_timeout=2.0,
+            from redis import ConnectionPool
+
+            pool = ConnectionPool.from_url(
+                settings.redis_url, socket_connect_timeout=1.0, socket_timeout=2.0
             )
+            huey = RedisHuey("yishi", connection_pool=pool)
         else:
             huey = SqliteHuey("yishi", filename=key, fsync=False)
         huey = _health_hueys[key] = huey
