@@ -59,6 +59,8 @@ def serve(
     """Run the web service (WeChat webhooks, API, console, chat simulator)."""
     import uvicorn
 
+    from yishi.core.server import uvicorn_options
+
     _setup_logging()
     settings = get_settings()
     if workers > 1:
@@ -71,6 +73,7 @@ def serve(
             workers=workers,
             factory=True,
             log_level=settings.log_level.lower(),
+            **uvicorn_options(settings),
         )
         return
     from yishi.api import create_app
@@ -81,6 +84,7 @@ def serve(
         host=host,
         port=port,
         log_level=settings.log_level.lower(),
+        **uvicorn_options(settings),
     )
 
 
