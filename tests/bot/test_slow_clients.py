@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import uvicorn
 from fastapi import FastAPI
+from pydantic import SecretStr
 
 from tests.fakes.wechat_server import CallbackSigner
 from yishi.bot.channels import routes
@@ -26,7 +27,10 @@ class QuickHeaders(GuardedH11Protocol):
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[int]:
     settings = Settings(
-        data_dir=tmp_path, wechat_token="tok", request_body_timeout_s=0.3, redis_url=None
+        data_dir=tmp_path,
+        wechat_token=SecretStr("tok"),
+        request_body_timeout_s=0.3,
+        redis_url=None,
     )
     app = FastAPI()
     app.include_router(routes.router)
