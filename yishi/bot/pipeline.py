@@ -31,7 +31,7 @@ from yishi.core.db import session_scope
 
 log = logging.getLogger(__name__)
 
-LEASE = timedelta(seconds=60)
+LEASE = timedelta(seconds=60)  # the default of `inbound_lease_s`
 MAX_ATTEMPTS = 3
 STALE_RECEIVED = timedelta(seconds=30)
 PASSIVE_TRIES = 3  # WeChat tries a message three times, ~5 s apart
@@ -188,7 +188,7 @@ def _claim(session: Session, inbound_id: int) -> InboundMessage | None:
         .values(
             status=InboundStatus.processing,
             lease_owner=WORKER_ID,
-            lease_until=now + LEASE,
+            lease_until=now + timedelta(seconds=get_settings().inbound_lease_s),
             attempts=InboundMessage.attempts + 1,
             updated_at=now,
         )
@@ -519,9 +519,11 @@ def _after_send_error(
         )
         log.warning("outbound %s not delivered: %s", out.id, error.splitlines()[0][:200])
         return
-    if channel_down:
-        breaker.record_failure(out.channel)
     delay = retry_delay_s(out.attempts, settings)
+    if channel_down and breaker.record_failure(out.channel):
+        # The channel is down: probe again when the breaker half-opens, not after a long
+        # backoff, so that the backlog moves within seconds of the API's return.
+        delay = settings.breaker_open_s + random.uniform(0, 1)
     next_at = now + timedelta(seconds=delay)
     if out.deadline_at is not None and next_at > out.deadline_at:
         _release_outbound(

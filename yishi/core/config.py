@@ -96,6 +96,7 @@ class Settings(BaseSettings):
     # Sends retry with exponential backoff and jitter until the message's deadline (WeChat's
     # customer-service window), not a fixed count; a circuit breaker per channel stops an
     # outage from using up attempts, and the backlog drains in order at a bounded rate.
+    inbound_lease_s: float = 60.0  # a worker's hold on a message it is answering
     send_deadline_hours: float = 48.0
     send_retry_base_s: float = 2.0
     send_retry_max_s: float = 60.0
