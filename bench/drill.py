@@ -20,6 +20,7 @@ scenario lost or duplicated a message.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -440,10 +441,8 @@ def slowloris(stack: Stack, *, connections: int) -> Figures:
     closed = 0
     for sock in hanging:
         sock.settimeout(0.5)
-        try:
+        with contextlib.suppress(TimeoutError, OSError):
             closed += sock.recv(4096) is not None  # b"" (closed) or an answer (408)
-        except (TimeoutError, OSError):
-            pass
         sock.close()
     return Figures(
         scenario=f"s: slowloris, {connections} connections",

@@ -57,6 +57,16 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The drills run only when asked for (`-m drill`): they take minutes, not seconds."""
+    if "drill" in (config.getoption("-m") or ""):
+        return
+    kept = [item for item in items if item.get_closest_marker("drill") is None]
+    if len(kept) != len(items):
+        config.hook.pytest_deselected(items=[i for i in items if i not in kept])
+        items[:] = kept
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Every test on `yishi_env` runs twice: on SQLite, and on PostgreSQL + Redis.
 
