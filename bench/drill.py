@@ -269,6 +269,17 @@ def _state(stack: Stack, batch: list[Sent]) -> tuple[int, int, dict[str, Any]]:
                 {"users": list(users)},
             )
         )
+    accepted = {(b["touser"], b["text"]["content"]) for b in stack.wx.sent(CUSTOM_SEND)}
+
+    def delivered(row: Any) -> bool:
+        """Sent — or cut off mid-call and listed for staff, yet accepted by the API."""
+        if row.status == "sent":
+            return True
+        user = row.user_id.split(":", 1)[1]
+        return _uncertain(row) and all(
+            (user, part) in accepted for part in split_for_wechat(row.text)
+        )
+
     by_inbound: dict[int, list[Any]] = {}
     for row in outbound:
         by_inbound.setdefault(row.inbound_id, []).append(row)
@@ -277,21 +288,25 @@ def _state(stack: Stack, batch: list[Sent]) -> tuple[int, int, dict[str, Any]]:
         found = inbound.get(key)
         if found is None or found[1] not in ("replied", "held"):
             continue
-        if all(o.status == "sent" for o in by_inbound.get(found[0], [])):
+        if all(delivered(o) for o in by_inbound.get(found[0], [])):
             answered += 1
     expected: Counter[str] = Counter()
     for row in outbound:
-        if row.status == "sent":
+        if delivered(row):
             expected[row.user_id.split(":", 1)[1]] += len(split_for_wechat(row.text))
     got = Counter(body["touser"] for body in stack.wx.sent(CUSTOM_SEND))
-    duplicated = sum(max(0, got[user] - expected[user]) for user in got if f"wechat_mp:{user}"
-                     in users)
+    duplicated = sum(
+        max(0, got[user] - expected[user]) for user in got if f"wechat_mp:{user}" in users
+    )
     notes = {
-        "uncertain": sum(1 for o in outbound if o.status == "failed"
-                         and (o.last_error or "").startswith("发送结果未知")),
+        "uncertain_listed_for_staff": sum(1 for o in outbound if _uncertain(o)),
         "failed_outbound": sum(1 for o in outbound if o.status == "failed"),
     }
     return answered, duplicated, notes
+
+
+def _uncertain(row: Any) -> bool:
+    return bool(row.status == "failed" and (row.last_error or "").startswith("发送结果未知"))
 
 
 def _settle(stack: Stack, batch: list[Sent], *, timeout_s: float) -> Figures:

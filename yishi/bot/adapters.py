@@ -224,6 +224,10 @@ class MpCustomerServiceSender:
         self.client.API_BASE_URL = base
         self.client.tokens = self.tokens
 
+    def prepare(self) -> None:
+        """Have an access token at hand (fetched now if need be) before a send starts."""
+        self.tokens.get()
+
     def send_text(self, *, to_user: str, text: str) -> None:
         """Send `text` (split at sentence ends into parts under 2048 bytes) to an OpenID."""
         for part in split_for_wechat(text):
@@ -259,6 +263,10 @@ class WeComAppSender:
         self.client = _WorkClient(corp_id, secret, timeout=timeout, auto_retry=False)
         self.client.API_BASE_URL = base
         self.client.tokens = self.tokens
+
+    def prepare(self) -> None:
+        """Have an access token at hand (fetched now if need be) before a send starts."""
+        self.tokens.get()
 
     def send_text(self, *, to_user: str, text: str) -> None:
         """Send `text` (split into parts under 2048 bytes) to a WeCom UserID."""

@@ -379,7 +379,7 @@ UNCERTAIN_REASON = (
     "发送结果未知：发送途中处理进程中断，微信可能已收到。为免重复未自动重发，请核实后处理。"
 )
 NO_SENDER_REASON = "该渠道未配置发送方式"
-SEND_LEASE = timedelta(seconds=120)
+SEND_LEASE = timedelta(seconds=60)  # longer than a send's HTTP timeouts
 
 
 def _get_breaker(settings: Settings) -> Any:
@@ -471,6 +471,21 @@ def deliver_outbound(outbound_id: int) -> None:
             if _is_oldest_pending(session, out):
                 _enqueue_quietly("bot.deliver_outbound", out.id, delay=wait)
             return
+        prepare = getattr(sender, "prepare", None)
+        if prepare is not None:  # the access token, before the uncertain window opens
+            try:
+                prepare()
+            except Exception as exc:
+                _after_send_error(
+                    session,
+                    settings,
+                    out,
+                    exc,
+                    getattr(exc, "retryable", True),
+                    counts_against_channel(exc) if isinstance(exc, WeChatApiError) else True,
+                    breaker,
+                )
+                return
         # Durable before the call: if this process dies now, the sweep knows the send may
         # have happened and reconciles instead of sending again.
         out.attempts += 1
