@@ -15,7 +15,13 @@ from fastapi.testclient import TestClient
 from sqlmodel import col, select
 from starlette.requests import Request
 
-from tests.fakes.wechat_server import CUSTOM_SEND, CallbackSigner, FakeWeChatServer, text_xml
+from tests.fakes.wechat_server import (
+    CUSTOM_SEND,
+    MSG_RECORD,
+    CallbackSigner,
+    FakeWeChatServer,
+    text_xml,
+)
 from yishi.bot import pipeline
 from yishi.bot.acceptor import MessageRefused, accept_many
 from yishi.bot.adapters import (
@@ -289,12 +295,38 @@ def _crash_mid_send(settings: Settings, outbound_id: int) -> None:
         session.add(row)
 
 
-def test_a_send_cut_off_mid_call_is_reconciled_not_resent(
+def test_a_send_cut_off_before_it_arrived_is_found_missing_and_sent_once(
     env: Settings, wx: FakeWeChatServer
 ) -> None:
     (outbound_id,) = _queue(env, 1)
     _crash_mid_send(env, outbound_id)
-    pipeline.deliver_outbound(outbound_id)  # a stray retry must not send it
+    pipeline.deliver_outbound(outbound_id)  # a stray retry must not send it blindly
+    assert wx.sent(CUSTOM_SEND) == []
+    assert pipeline.reconcile_outbound(settings=env)["resent"] == 1  # the record lacks it
+    pipeline.deliver_outbound(outbound_id)
+    assert len(wx.sent(CUSTOM_SEND)) == 1
+    assert _outbound(env, outbound_id).status is OutboundStatus.sent
+
+
+def test_a_send_cut_off_after_it_arrived_is_confirmed_not_resent(
+    env: Settings, wx: FakeWeChatServer
+) -> None:
+    (outbound_id,) = _queue(env, 1)
+    row = _outbound(env, outbound_id)
+    pipeline._get_senders(env)["wechat_mp"].send_text(to_user="oRes0", text=row.text)
+    _crash_mid_send(env, outbound_id)  # WeChat took it; the worker died before recording
+    assert pipeline.reconcile_outbound(settings=env)["confirmed"] == 1
+    pipeline.deliver_outbound(outbound_id)
+    assert len(wx.sent(CUSTOM_SEND)) == 1
+    assert _outbound(env, outbound_id).status is OutboundStatus.sent
+
+
+def test_when_the_channel_cannot_be_asked_the_send_is_listed_for_staff(
+    env: Settings, wx: FakeWeChatServer
+) -> None:
+    (outbound_id,) = _queue(env, 1)
+    _crash_mid_send(env, outbound_id)
+    wx.script(MSG_RECORD, ("http", 502))
     assert pipeline.reconcile_outbound(settings=env)["uncertain"] == 1
     pipeline.deliver_outbound(outbound_id)
     assert wx.sent(CUSTOM_SEND) == []
@@ -310,6 +342,7 @@ def test_resend_policy_sends_a_cut_off_message_once(
     settings = get_settings()
     (outbound_id,) = _queue(settings, 1)
     _crash_mid_send(settings, outbound_id)
+    wx.script(MSG_RECORD, ("http", 502))
     pipeline.reconcile_outbound(settings=settings)
     pipeline.deliver_outbound(outbound_id)
     pipeline.deliver_outbound(outbound_id)  # a duplicate job finds it done

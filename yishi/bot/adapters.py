@@ -220,6 +220,8 @@ class MpCustomerServiceSender:
                 {"grant_type": "client_credential", "appid": app_id, "secret": secret},
             ),
         )
+        # The message record lives beside cgi-bin: https://api.weixin.qq.com/customservice/...
+        self._record_url = base.removesuffix("cgi-bin/") + "customservice/msgrecord/getmsglist"
         self.client = _MpClient(app_id, secret, timeout=timeout, auto_retry=False)
         self.client.API_BASE_URL = base
         self.client.tokens = self.tokens
@@ -227,6 +229,27 @@ class MpCustomerServiceSender:
     def prepare(self) -> None:
         """Have an access token at hand (fetched now if need be) before a send starts."""
         self.tokens.get()
+
+    def find_sent(self, *, to_user: str, text: str, since: float) -> bool | None:
+        """Whether WeChat's customer-service message record (客服聊天记录, getmsglist) shows
+        every part of `text` sent to `to_user` since `since`; None when it cannot be asked."""
+        start = int(since) - 60
+        body = {"starttime": start, "endtime": start + 86000, "msgid": 1, "number": 10000}
+        try:
+            response = self._http.post(
+                self._record_url, params={"access_token": self.tokens.get()}, json=body
+            )
+            data = _check_result(response.json()) if response.status_code < 400 else None
+        except (httpx.HTTPError, ValueError, WeChatApiError):
+            return None
+        if data is None or not isinstance(data.get("recordlist"), list):
+            return None
+        seen = {
+            (r.get("openid"), r.get("text"))
+            for r in data["recordlist"]
+            if isinstance(r, dict) and r.get("opercode") == 2002
+        }
+        return all((to_user, part) in seen for part in split_for_wechat(text))
 
     def send_text(self, *, to_user: str, text: str) -> None:
         """Send `text` (split at sentence ends into parts under 2048 bytes) to an OpenID."""

@@ -11,8 +11,8 @@ import logging
 import os
 import random
 import socket
-from datetime import timedelta
-from typing import Any
+from datetime import UTC, timedelta
+from typing import Any, cast
 
 from sqlalchemy import and_, func, insert, or_, update
 from sqlalchemy.exc import IntegrityError
@@ -595,34 +595,45 @@ def drain(*, channel: str, settings: Settings | None = None, limit: int = 10000)
 def reconcile_outbound(*, settings: Settings | None = None) -> dict[str, int]:
     """Settle sends whose worker died mid-call (lease run out, outcome never recorded).
 
-    WeChat's send APIs take no idempotency key and cannot be asked what arrived, so such a
-    message is listed for staff (`send_uncertain=flag`, never a duplicate) or sent again
-    (`resend`, never lost). Also expires pending messages past their deadline.
+    Where the channel can be asked (the Official Account's customer-service message record),
+    the record decides: found → sent; not found → sent again. Where it cannot, the policy does:
+    `send_uncertain=flag` lists the message for staff (never a duplicate), `resend` sends it
+    again (never lost). Also expires pending messages past their deadline.
     """
     settings = settings or get_settings()
     now = utcnow()
-    counts = {"uncertain": 0, "expired": 0}
+    counts = {"uncertain": 0, "confirmed": 0, "resent": 0, "expired": 0}
     with session_scope(settings) as session:
-        uncertain = and_(
-            col(OutboundMessage.status) == OutboundStatus.pending,
-            col(OutboundMessage.send_started_at).is_not(None),
-            col(OutboundMessage.lease_until) < now,
-        )
-        if settings.send_uncertain == "resend":
-            values: dict[str, Any] = {
-                "send_started_at": None,
-                "lease_owner": None,
-                "lease_until": None,
-            }
-        else:
-            values = {
-                "status": OutboundStatus.failed,
-                "last_error": UNCERTAIN_REASON,
-                "lease_owner": None,
-                "lease_until": None,
-            }
-        result = session.execute(update(OutboundMessage).where(uncertain).values(**values))
-        counts["uncertain"] = int(result.rowcount or 0)  # type: ignore[attr-defined]
+        rows = session.exec(
+            select(OutboundMessage).where(
+                OutboundMessage.status == OutboundStatus.pending,
+                col(OutboundMessage.send_started_at).is_not(None),
+                col(OutboundMessage.lease_until) < now,
+            )
+        ).all()
+        resend: list[int] = []
+        for out in rows:
+            found = _ask_channel(settings, out)
+            values: dict[str, Any] = {"lease_owner": None, "lease_until": None}
+            if found is True:
+                values.update(status=OutboundStatus.sent, sent_at=now, send_started_at=None)
+                counts["confirmed"] += 1
+            elif found is False or settings.send_uncertain == "resend":
+                values.update(send_started_at=None)
+                counts["resent"] += 1
+                resend.append(int(out.id or 0))
+            else:
+                values.update(status=OutboundStatus.failed, last_error=UNCERTAIN_REASON)
+                counts["uncertain"] += 1
+            session.execute(
+                update(OutboundMessage)
+                .where(
+                    col(OutboundMessage.id) == out.id,
+                    col(OutboundMessage.send_started_at).is_not(None),
+                    col(OutboundMessage.lease_until) < now,
+                )
+                .values(**values)
+            )
         result = session.execute(
             update(OutboundMessage)
             .where(
@@ -642,9 +653,31 @@ def reconcile_outbound(*, settings: Settings | None = None) -> dict[str, int]:
             )
         )
         counts["expired"] = int(result.rowcount or 0)  # type: ignore[attr-defined]
-    if counts["uncertain"] or counts["expired"]:
+    for outbound_id in resend:
+        _enqueue_quietly("bot.deliver_outbound", outbound_id)
+    if any(counts.values()):
         log.warning("outbound reconciled: %s", counts)
     return counts
+
+
+def _ask_channel(settings: Settings, out: OutboundMessage) -> bool | None:
+    """Ask the channel whether an uncertain send arrived (None: it cannot be asked)."""
+    sender = _get_senders(settings).get(out.channel)
+    find_sent = getattr(sender, "find_sent", None)
+    if find_sent is None or out.send_started_at is None:
+        return None
+    try:
+        return cast(
+            "bool | None",
+            find_sent(
+                to_user=out.user_id.split(":", 1)[1],
+                text=out.text,
+                since=out.send_started_at.replace(tzinfo=UTC).timestamp(),
+            ),
+        )
+    except Exception as exc:
+        log.warning("could not ask %s about outbound %s: %s", out.channel, out.id, exc)
+        return None
 
 
 # ---------------------------------------------------------------- moderators' approvals
