@@ -166,9 +166,11 @@ def accept_many(
     if to_process:
         try:
             jobs.enqueue("bot.fan_out", to_process)
-        except Exception:  # the broker is down: the sweep picks the stored messages up
-            log.exception(
-                "could not enqueue %s inbound messages; the sweep will retry", len(to_process)
+        except Exception as exc:  # the broker is down: the sweep picks the stored messages up
+            log.warning(  # one line, not a traceback per batch while the broker is down
+                "could not enqueue %s inbound messages (%s); the sweep will retry",
+                len(to_process),
+                type(exc).__name__,
             )
     return results
 

@@ -108,8 +108,12 @@ def accept(*, session: Session, msg: IncomingMessage) -> Accepted:
     if msg.channel not in outbox.LOCAL_CHANNELS:
         try:
             jobs.enqueue("bot.process_inbound", new_id)
-        except Exception:  # the broker is down: the sweep picks the stored message up
-            log.exception("could not enqueue inbound %s; the sweep will retry", new_id)
+        except Exception as exc:  # the broker is down: the sweep picks the stored message up
+            log.warning(
+                "could not enqueue inbound %s (%s); the sweep will retry",
+                new_id,
+                type(exc).__name__,
+            )
     return Accepted(inbound_id=new_id, duplicate=False)
 
 
@@ -220,8 +224,12 @@ def _finish(
     if out.status == OutboundStatus.pending and not passive:
         try:
             jobs.enqueue("bot.deliver_outbound", out.id)
-        except Exception:
-            log.exception("could not enqueue outbound %s; the sweep will retry", out.id)
+        except Exception as exc:
+            log.warning(
+                "could not enqueue outbound %s (%s); the sweep will retry",
+                out.id,
+                type(exc).__name__,
+            )
     return out
 
 
