@@ -78,6 +78,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     init_db(settings)
     prepare_process(settings)
     huey = jobs.configure(settings)
+    if not jobs.broker_status(settings)["ok"]:  # named at start, and /healthz answers 503
+        log.error("job broker at %s unreachable", jobs.redact_url(settings.redis_url or "SQLite"))
     consumer = None
     if app.state.run_worker and not huey.immediate:
         consumer = jobs.start_consumer(huey, workers=settings.worker_threads)
@@ -129,25 +131,32 @@ def create_app(
         )
 
     @app.get("/healthz", tags=["ops"])
-    def healthz() -> dict[str, Any]:
-        """Liveness and the state of storage and jobs."""
-        from sqlalchemy import text
+    def healthz() -> JSONResponse:
+        """Dependencies: database, Redis, job queue depth, age of the oldest unanswered message;
+        503 when one is down."""
+        from yishi.bot import pipeline
+        from yishi.core import db
 
-        from yishi.core.db import get_engine
-
-        db_ok = True
-        try:
-            with get_engine(settings).connect() as conn:
-                conn.execute(text("SELECT 1"))
-        except Exception:
-            db_ok = False
-        return {
-            "status": "ok" if db_ok else "degraded",
-            "database": "ok" if db_ok else "unavailable",
+        db_error = db.ping(settings)
+        broker = jobs.broker_status(settings)
+        body: dict[str, Any] = {
+            "database": "ok" if db_error is None else f"unavailable: {db_error}",
+            "redis": (
+                "not configured"
+                if not settings.redis_url
+                else "ok" if broker["ok"] else f"unavailable: {broker['error']}"
+            ),
+            "jobs": "ok" if broker["ok"] else f"unavailable: {broker['error']}",
+            "queue_depth": broker["queue_depth"],
             "engine": "llm" if settings.llm_enabled else "offline",
             "version": __version__,
             "personal_data": _held(settings) if db_ok else None,
         }
+        if db_error is None:
+            body.update(pipeline.backlog_ages(settings=settings))
+        healthy = db_error is None and broker["ok"]
+        body["status"] = "ok" if healthy else "unavailable"
+        return JSONResponse(body, status_code=200 if healthy else 503)
 
     for module_name in ROUTERS:
         try:

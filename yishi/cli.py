@@ -64,6 +64,8 @@ def serve(
     """Run the web service (WeChat webhooks, API, console, chat simulator)."""
     import uvicorn
 
+    from yishi.core.server import uvicorn_options
+
     _setup_logging()
     settings = get_settings()
     if workers > 1:
@@ -76,6 +78,7 @@ def serve(
             workers=workers,
             factory=True,
             log_level=settings.log_level.lower(),
+            **uvicorn_options(settings),
         )
         return
     from yishi.api import create_app
@@ -92,6 +95,7 @@ def serve(
         host=host,
         port=port,
         log_level=settings.log_level.lower(),
+        **uvicorn_options(settings),
     )
 
 
@@ -117,6 +121,7 @@ def worker(
     prepare_process(settings)
     _knowledge_ready(settings)
     huey = jobs.configure(settings, immediate=False)
+    jobs.wait_for_broker(settings)  # a wrong Redis URL is named at start, once per try
     pipeline.sweep()
     jobs.run_consumer(huey, workers=threads or settings.worker_threads)
 

@@ -111,12 +111,13 @@ def test_rate_limited_send_is_retried_and_then_delivered(
     with session_scope(settings) as session:
         out_id = session.exec(select(OutboundMessage)).one().id
         assert out_id is not None
-    with pytest.raises(Exception, match="45009"):
-        pipeline.deliver_outbound(out_id)  # huey would retry this with backoff
+    pipeline.deliver_outbound(out_id)  # refused: scheduled again with backoff
     with session_scope(settings) as session:
         pending = session.get(OutboundMessage, out_id)
         assert pending is not None and pending.status is OutboundStatus.pending
         assert pending.errcode == 45009
+        assert pending.next_attempt_at is not None and pending.lease_owner is None
+    assert any(task.eta for task in jobs.get_huey().pending())  # the retry, with its delay
     pipeline.deliver_outbound(out_id)
     with session_scope(settings) as session:
         sent = session.get(OutboundMessage, out_id)

@@ -52,7 +52,9 @@ def make_client(settings: Settings) -> TestClient:
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def settings(tmp_path: Path, database_url: str | None) -> Settings:
+    if database_url:
+        return make_settings(tmp_path, database_url=database_url)
     return make_settings(tmp_path)
 
 

@@ -29,9 +29,10 @@ CORP_ID = "wx49f0ab532d5d035a"
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def settings(tmp_path: Path, database_url: str | None) -> Settings:
     return make_settings(
         tmp_path,
+        **({"database_url": database_url} if database_url else {}),
         wechat_token=None,
         wecom_token=TOKEN,
         wecom_aes_key=AES_KEY,

@@ -11,9 +11,13 @@ from pathlib import Path
 import pytest
 
 
-def _yishi(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _yishi(
+    tmp_path: Path, *args: str, database_url: str | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("YISHI_")}
     env["YISHI_DATA_DIR"] = str(tmp_path / "var")
+    if database_url:
+        env["YISHI_DATABASE_URL"] = database_url
     env["YISHI_LOAD_SAMPLE_KNOWLEDGE"] = "false"
     return subprocess.run(
         [sys.executable, "-m", "yishi.cli", *args],
@@ -25,8 +29,9 @@ def _yishi(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_chat_json_prints_the_documented_shape(tmp_path: Path) -> None:
-    result = _yishi(tmp_path, "chat", "--user", "u9", "--json", "帮助")
+def test_chat_json_prints_the_documented_shape(tmp_path: Path, database_url: str | None) -> None:
+    # On PostgreSQL this once failed: the CLI's microsecond CreateTime overflowed INTEGER.
+    result = _yishi(tmp_path, "chat", "--user", "u9", "--json", "帮助", database_url=database_url)
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout.strip().splitlines()[-1])
     assert set(data) == {"reply", "intent", "actions", "citations", "engine"}

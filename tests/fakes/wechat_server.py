@@ -31,6 +31,7 @@ CUSTOM_SEND = "custom_send"
 WECOM_TOKEN = "wecom_token"
 WECOM_SEND = "wecom_send"
 ROBOT = "robot"
+MSG_RECORD = "msg_record"
 
 _PATHS = {
     "/cgi-bin/token": TOKEN,
@@ -38,6 +39,7 @@ _PATHS = {
     "/cgi-bin/gettoken": WECOM_TOKEN,
     "/cgi-bin/message/send": WECOM_SEND,
     "/cgi-bin/webhook/send": ROBOT,
+    "/customservice/msgrecord/getmsglist": MSG_RECORD,
 }
 
 
@@ -46,6 +48,7 @@ class Recorded:
     endpoint: str
     query: dict[str, str]
     body: dict[str, Any] | None
+    at: float = field(default_factory=time.time)
 
 
 @dataclass
@@ -161,6 +164,8 @@ class FakeWeChatServer(ServedInThread):
                 ):
                     return 200, {"errcode": 40001, "errmsg": "invalid credential"}
                 return 200, self._issue("wecom")
+            if endpoint == MSG_RECORD:  # 客服聊天记录: what the customer-service API accepted
+                return 200, self._message_records(body or {})
             if endpoint == ROBOT:
                 if query.get("key") != self.robot_key:
                     return 200, {"errcode": 93000, "errmsg": "invalid webhook url"}
@@ -178,6 +183,21 @@ class FakeWeChatServer(ServedInThread):
                     return 200, {"errcode": code, "errmsg": "access_token invalid or expired"}
             self.requests.append(Recorded(endpoint + ":ok", query, body))
             return 200, {"errcode": 0, "errmsg": "ok"}
+
+    def _message_records(self, body: dict[str, Any]) -> dict[str, Any]:
+        start, end = int(body.get("starttime", 0)), int(body.get("endtime", 2**31))
+        records = [
+            {
+                "openid": r.body.get("touser"),
+                "opercode": 2002,  # 客服发送消息
+                "text": (r.body.get("text") or {}).get("content", ""),
+                "time": int(r.at),
+                "worker": "",
+            }
+            for r in self.requests
+            if r.endpoint == CUSTOM_SEND + ":ok" and r.body and start <= int(r.at) <= end
+        ]
+        return {"recordlist": records, "number": len(records), "msgid": len(records) + 1}
 
     def _issue(self, kind: str) -> dict[str, Any]:
         self._counter += 1

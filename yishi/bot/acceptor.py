@@ -15,10 +15,12 @@ import queue
 import threading
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import BigInteger, Integer, select
+from sqlalchemy.exc import DBAPIError, StatementError
 from sqlmodel import Session
 
 from yishi.bot import outbox
+from yishi.bot.channels.crypto import ChannelRejected
 from yishi.bot.models import InboundMessage, InboundStatus
 from yishi.bot.schemas import Accepted, IncomingMessage
 from yishi.core import jobs
@@ -30,6 +32,31 @@ log = logging.getLogger(__name__)
 
 _INBOUND = InboundMessage.__table__  # type: ignore[attr-defined]
 _Pending = tuple[IncomingMessage, asyncio.AbstractEventLoop, "asyncio.Future[Accepted]"]
+CONTENT_LIMIT = 20000  # characters kept of a message's text (WeChat's own limit is far lower)
+_INT_BOUNDS = {Integer: 2**31 - 1, BigInteger: 2**63 - 1}
+
+
+class MessageRefused(ChannelRejected):
+    """A verified message whose fields do not fit: refused alone (400), the rest of its batch
+    is stored."""
+
+    status_code = 400
+
+
+def check_row(values: dict[str, Any]) -> None:
+    """Refuse values the table cannot hold, on every backend (the table's own bounds)."""
+    for name, value in values.items():
+        column = _INBOUND.c[name]
+        if isinstance(value, str):
+            length = getattr(column.type, "length", None)
+            if length is not None and len(value) > length:
+                raise MessageRefused(f"{name} is longer than {length} characters")
+            if "\x00" in value:  # PostgreSQL text cannot hold NUL
+                raise MessageRefused(f"{name} contains a NUL character")
+        elif isinstance(value, int) and not isinstance(value, bool):
+            for kind, bound in _INT_BOUNDS.items():
+                if type(column.type) is kind and not 0 <= value <= bound:
+                    raise MessageRefused(f"{name} is out of range")
 
 
 def row_values(msg: IncomingMessage) -> dict[str, Any]:
@@ -42,7 +69,7 @@ def row_values(msg: IncomingMessage) -> dict[str, Any]:
         "sender": msg.sender,
         "msg_type": msg.msg_type,
         "event": msg.event,
-        "content": msg.content[:20000],
+        "content": msg.content[:CONTENT_LIMIT],
         "msg_id": msg.msg_id,
         "create_time": msg.create_time,
         "agent_id": msg.agent_id,
@@ -58,24 +85,61 @@ def row_values(msg: IncomingMessage) -> dict[str, Any]:
     }
 
 
-def accept_many(*, session: Session, msgs: list[IncomingMessage]) -> list[Accepted]:
-    """Store a batch of messages in one transaction; a repeat gets the first message's id."""
+def accept_many(
+    *, session: Session, msgs: list[IncomingMessage]
+) -> list[Accepted | MessageRefused]:
+    """Store a batch of messages in one transaction; a repeat gets the first message's id.
+
+    A message whose fields do not fit is refused alone (its entry is a `MessageRefused`); if the
+    batch insert still fails, each row is tried alone so that one bad row harms no other.
+    """
     from sqlalchemy.dialects import postgresql, sqlite
 
     dialect = session.get_bind().dialect.name
     dialect_insert: Any = sqlite.insert if dialect == "sqlite" else postgresql.insert
     unique: dict[str, IncomingMessage] = {}
+    refused: dict[str, MessageRefused] = {}
+    rows: dict[str, dict[str, Any]] = {}
     for msg in msgs:
-        unique.setdefault(msg.dedupe_key, msg)
+        try:
+            key = msg.dedupe_key
+            if key in unique or key in refused:
+                continue
+            values = row_values(msg)
+            check_row(values)
+        except MessageRefused as exc:
+            refused[msg.dedupe_key] = exc
+            continue
+        unique[key] = msg
+        rows[key] = values
     stmt = (
         dialect_insert(_INBOUND)
         .on_conflict_do_nothing(index_elements=["dedupe_key"])
         .returning(_INBOUND.c.id, _INBOUND.c.dedupe_key)
     )
     new: dict[str, int] = {}
-    for row in session.execute(stmt, [row_values(m) for m in unique.values()]):
-        new[row.dedupe_key] = int(row.id)
-    missing = [key for key in unique if key not in new]
+    if rows:
+        try:
+            for row in session.execute(stmt, list(rows.values())):
+                new[row.dedupe_key] = int(row.id)
+        except (DBAPIError, StatementError) as exc:
+            session.rollback()
+            log.warning(
+                "batch insert failed (%s); storing its %s rows one by one",
+                type(exc).__name__,
+                len(rows),
+            )
+            new = {}
+            for key, values in rows.items():
+                try:  # its own transaction: a savepoint is not portable to pysqlite
+                    for row in session.execute(stmt, [values]):
+                        new[row.dedupe_key] = int(row.id)
+                    session.commit()
+                except (DBAPIError, StatementError) as row_exc:
+                    session.rollback()
+                    log.warning("inbound row refused by the database: %s", type(row_exc).__name__)
+                    refused[key] = MessageRefused(f"not storable: {type(row_exc).__name__}")
+    missing = [key for key in unique if key not in new and key not in refused]
     existing: dict[str, int] = {}
     if missing:
         for row in session.execute(
@@ -83,11 +147,13 @@ def accept_many(*, session: Session, msgs: list[IncomingMessage]) -> list[Accept
         ):
             existing[row.dedupe_key] = int(row.id)
     session.commit()
-    results: list[Accepted] = []
+    results: list[Accepted | MessageRefused] = []
     first_seen: set[str] = set()
     for msg in msgs:
         key = msg.dedupe_key
-        if key in new and key not in first_seen:
+        if key in refused:
+            results.append(refused[key])
+        elif key in new and key not in first_seen:
             first_seen.add(key)
             results.append(Accepted(inbound_id=new[key], duplicate=False))
         else:
@@ -100,9 +166,11 @@ def accept_many(*, session: Session, msgs: list[IncomingMessage]) -> list[Accept
     if to_process:
         try:
             jobs.enqueue("bot.fan_out", to_process)
-        except Exception:  # the broker is down: the sweep picks the stored messages up
-            log.exception(
-                "could not enqueue %s inbound messages; the sweep will retry", len(to_process)
+        except Exception as exc:  # the broker is down: the sweep picks the stored messages up
+            log.warning(  # one line, not a traceback per batch while the broker is down
+                "could not enqueue %s inbound messages (%s); the sweep will retry",
+                len(to_process),
+                type(exc).__name__,
             )
     return results
 
@@ -137,7 +205,13 @@ class Acceptor:
                 with Session(engine) as session:
                     results: list[Any] = accept_many(session=session, msgs=[m for m, _, _ in batch])
             except Exception as exc:  # the requests fail (WeChat retries); nothing half-stored
-                log.exception("storing %s webhook messages failed", len(batch))
+                first_line = (str(exc).splitlines() or [""])[0][:200]
+                log.error(
+                    "storing %s webhook messages failed: %s: %s",
+                    len(batch),
+                    type(exc).__name__,
+                    first_line,
+                )
                 results = [exc] * len(batch)
             for (_, loop, future), result in zip(batch, results, strict=True):
                 loop.call_soon_threadsafe(_resolve, future, result)

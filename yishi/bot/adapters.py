@@ -220,9 +220,36 @@ class MpCustomerServiceSender:
                 {"grant_type": "client_credential", "appid": app_id, "secret": secret},
             ),
         )
+        # The message record lives beside cgi-bin: https://api.weixin.qq.com/customservice/...
+        self._record_url = base.removesuffix("cgi-bin/") + "customservice/msgrecord/getmsglist"
         self.client = _MpClient(app_id, secret, timeout=timeout, auto_retry=False)
         self.client.API_BASE_URL = base
         self.client.tokens = self.tokens
+
+    def prepare(self) -> None:
+        """Have an access token at hand (fetched now if need be) before a send starts."""
+        self.tokens.get()
+
+    def find_sent(self, *, to_user: str, text: str, since: float) -> bool | None:
+        """Whether WeChat's customer-service message record (客服聊天记录, getmsglist) shows
+        every part of `text` sent to `to_user` since `since`; None when it cannot be asked."""
+        start = int(since) - 60
+        body = {"starttime": start, "endtime": start + 86000, "msgid": 1, "number": 10000}
+        try:
+            response = self._http.post(
+                self._record_url, params={"access_token": self.tokens.get()}, json=body
+            )
+            data = _check_result(response.json()) if response.status_code < 400 else None
+        except (httpx.HTTPError, ValueError, WeChatApiError):
+            return None
+        if data is None or not isinstance(data.get("recordlist"), list):
+            return None
+        seen = {
+            (r.get("openid"), r.get("text"))
+            for r in data["recordlist"]
+            if isinstance(r, dict) and r.get("opercode") == 2002
+        }
+        return all((to_user, part) in seen for part in split_for_wechat(text))
 
     def send_text(self, *, to_user: str, text: str) -> None:
         """Send `text` (split at sentence ends into parts under 2048 bytes) to an OpenID."""
@@ -259,6 +286,10 @@ class WeComAppSender:
         self.client = _WorkClient(corp_id, secret, timeout=timeout, auto_retry=False)
         self.client.API_BASE_URL = base
         self.client.tokens = self.tokens
+
+    def prepare(self) -> None:
+        """Have an access token at hand (fetched now if need be) before a send starts."""
+        self.tokens.get()
 
     def send_text(self, *, to_user: str, text: str) -> None:
         """Send `text` (split into parts under 2048 bytes) to a WeCom UserID."""
@@ -431,3 +462,228 @@ def build_senders(settings: Settings) -> dict[str, Sender]:
             webhook_url=settings.wecom_robot_webhook_url, limiter=build_rate_limiter(settings)
         )
     return senders
+
+
+# ---------------------------------------------------------------- shared state that fails open
+
+
+class _ThrottledLog:
+    """One warning per `interval_s` for a repeating failure (no log storm while Redis is gone)."""
+
+    def __init__(self, interval_s: float = 60.0) -> None:
+        self.interval_s = interval_s
+        self._last = 0.0
+        self._lock = threading.Lock()
+
+    def warn(self, message: str, *args: Any) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if now - self._last < self.interval_s:
+                return
+            self._last = now
+        log.warning(message, *args)
+
+
+class FailOpenRateLimiter:
+    """The shared (Redis) limiter, or this process's own while Redis cannot be reached."""
+
+    def __init__(self, shared: RateLimiter, local: RateLimiter) -> None:
+        self.shared = shared
+        self.local = local
+        self._log = _ThrottledLog()
+
+    def reserve(self, key: str, n: int) -> float:
+        """Reserve in Redis; on a Redis error, in the local window (flood control stays on)."""
+        try:
+            return self.shared.reserve(key, n)
+        except ValueError:
+            raise
+        except Exception as exc:
+            self._log.warn("rate limiter: Redis unavailable (%s); using this process's own "
+                           "limits", type(exc).__name__)
+            return self.local.reserve(key, n)
+
+
+def build_resident_limiter(settings: Settings, per_minute: int) -> RateLimiter:
+    """A per-resident limiter: shared through Redis when configured, failing open to local."""
+    local = LocalRateLimiter(per_minute)
+    if not settings.redis_url:
+        return local
+    import redis
+
+    client = redis.Redis.from_url(
+        settings.redis_url, socket_connect_timeout=1.0, socket_timeout=1.0
+    )
+    return FailOpenRateLimiter(RedisRateLimiter(client, per_minute), local)
+
+
+class CircuitBreaker(Protocol):
+    """Per-channel breaker: stop calling an API that keeps failing, probe it now and then."""
+
+    def allow(self, channel: str) -> float: ...  # 0.0: call now; else seconds to wait
+
+    def record_success(self, channel: str) -> bool: ...  # True when this closed an open breaker
+
+    def record_failure(self, channel: str) -> bool: ...  # True when the breaker is (now) open
+
+
+class LocalCircuitBreaker:
+    """A breaker in this process's memory (one process, or Redis unreachable)."""
+
+    def __init__(
+        self,
+        *,
+        failures: int = 5,
+        open_s: float = 15.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.failures = failures
+        self.open_s = open_s
+        self.clock = clock
+        self._state: dict[str, list[float]] = {}  # channel → [failures, open_until, probe_until]
+        self._lock = threading.Lock()
+
+    def allow(self, channel: str) -> float:
+        """0.0 when a call may go out now (closed, or this caller is the half-open probe)."""
+        now = self.clock()
+        with self._lock:
+            state = self._state.setdefault(channel, [0.0, 0.0, 0.0])
+            if state[1] == 0.0:
+                return 0.0
+            if now < state[1]:
+                return state[1] - now
+            if now >= state[2]:
+                state[2] = now + self.open_s  # this caller probes; the others wait
+                return 0.0
+            return state[2] - now
+
+    def record_success(self, channel: str) -> bool:
+        """Close the breaker; True when it was open."""
+        with self._lock:
+            state = self._state.pop(channel, [0.0, 0.0, 0.0])
+        return state[1] != 0.0
+
+    def record_failure(self, channel: str) -> bool:
+        """Count a failure; open (or keep open) the breaker at the threshold or a failed probe."""
+        now = self.clock()
+        with self._lock:
+            state = self._state.setdefault(channel, [0.0, 0.0, 0.0])
+            state[0] += 1
+            if state[1] != 0.0 or state[0] >= self.failures:
+                state[1] = now + self.open_s
+                state[2] = 0.0
+                return True
+            return False
+
+
+_BREAKER_ALLOW = """
+local open_until = tonumber(redis.call('hget', KEYS[1], 'open_until') or '0')
+local now, open_ms = tonumber(ARGV[1]), tonumber(ARGV[2])
+if open_until == 0 then return '0' end
+if now < open_until then return tostring(open_until - now) end
+if redis.call('set', KEYS[2], '1', 'NX', 'PX', open_ms) then return '0' end
+return tostring(redis.call('pttl', KEYS[2]) / 1000)
+"""
+
+_BREAKER_FAIL = """
+local failures = redis.call('hincrby', KEYS[1], 'failures', 1)
+local open_until = tonumber(redis.call('hget', KEYS[1], 'open_until') or '0')
+local now, open_s, threshold = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+redis.call('expire', KEYS[1], 86400)
+if open_until > 0 or failures >= threshold then
+  redis.call('hset', KEYS[1], 'open_until', tostring(now + open_s))
+  redis.call('del', KEYS[2])
+  return 1
+end
+return 0
+"""
+
+_BREAKER_SUCCESS = """
+local open_until = tonumber(redis.call('hget', KEYS[1], 'open_until') or '0')
+redis.call('del', KEYS[1], KEYS[2])
+if open_until > 0 then return 1 end
+return 0
+"""
+
+
+class RedisCircuitBreaker:
+    """The breaker in Redis, shared by every process (atomic Lua scripts, Redis's clock)."""
+
+    def __init__(self, client: Any, *, failures: int = 5, open_s: float = 15.0) -> None:
+        self.client = client
+        self.failures = failures
+        self.open_s = open_s
+        self._allow = client.register_script(_BREAKER_ALLOW)
+        self._fail = client.register_script(_BREAKER_FAIL)
+        self._success = client.register_script(_BREAKER_SUCCESS)
+
+    def _keys(self, channel: str) -> list[str]:
+        return [f"yishi:breaker:{channel}", f"yishi:breaker:{channel}:probe"]
+
+    def _now(self) -> float:
+        now = self.client.time()
+        return float(now[0] + now[1] / 1e6)
+
+    def allow(self, channel: str) -> float:
+        """0.0 when a call may go out now (closed, or this caller is the half-open probe)."""
+        args = [self._now(), int(self.open_s * 1000)]
+        return float(self._allow(keys=self._keys(channel), args=args))
+
+    def record_success(self, channel: str) -> bool:
+        """Close the breaker; True when it was open."""
+        return bool(int(self._success(keys=self._keys(channel))))
+
+    def record_failure(self, channel: str) -> bool:
+        """Count a failure; open (or keep open) the breaker at the threshold or a failed probe."""
+        args = [self._now(), self.open_s, self.failures]
+        return bool(int(self._fail(keys=self._keys(channel), args=args)))
+
+
+class FailOpenCircuitBreaker:
+    """The shared breaker, or this process's own while Redis cannot be reached."""
+
+    def __init__(self, shared: CircuitBreaker, local: CircuitBreaker) -> None:
+        self.shared = shared
+        self.local = local
+        self._log = _ThrottledLog()
+
+    def _call(self, name: str, channel: str) -> Any:
+        try:
+            return getattr(self.shared, name)(channel)
+        except Exception as exc:
+            self._log.warn("circuit breaker: Redis unavailable (%s); using this process's own",
+                           type(exc).__name__)
+            return getattr(self.local, name)(channel)
+
+    def allow(self, channel: str) -> float:
+        """See `CircuitBreaker.allow`."""
+        return float(self._call("allow", channel))
+
+    def record_success(self, channel: str) -> bool:
+        """See `CircuitBreaker.record_success`."""
+        return bool(self._call("record_success", channel))
+
+    def record_failure(self, channel: str) -> bool:
+        """See `CircuitBreaker.record_failure`."""
+        return bool(self._call("record_failure", channel))
+
+
+def build_circuit_breaker(settings: Settings) -> CircuitBreaker:
+    """Shared through Redis when configured (failing open to local), else process-local."""
+    local = LocalCircuitBreaker(failures=settings.breaker_failures, open_s=settings.breaker_open_s)
+    if not settings.redis_url:
+        return local
+    import redis
+
+    client = redis.Redis.from_url(
+        settings.redis_url, socket_connect_timeout=1.0, socket_timeout=1.0
+    )
+    shared = RedisCircuitBreaker(
+        client, failures=settings.breaker_failures, open_s=settings.breaker_open_s
+    )
+    return FailOpenCircuitBreaker(shared, local)
+
+
+def counts_against_channel(exc: WeChatApiError) -> bool:
+    """Whether an error says the channel's API is down (not this message or this user)."""
+    return exc.errcode in (SYSTEM_BUSY, NETWORK_ERROR) or 500 <= exc.errcode <= 599

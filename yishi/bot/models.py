@@ -6,7 +6,7 @@ from enum import StrEnum
 from typing import Any
 
 from pydantic import NaiveDatetime
-from sqlalchemy import JSON, Column, Text
+from sqlalchemy import JSON, BigInteger, Column, Text
 from sqlmodel import Field, SQLModel
 
 from yishi.core.clock import utcnow
@@ -32,7 +32,8 @@ class InboundMessage(SQLModel, table=True):
     event: str | None = Field(default=None, max_length=50)
     content: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     msg_id: str | None = Field(default=None, max_length=64)
-    create_time: int = 0
+    # WeChat sends seconds; the web simulator and the CLI send micro- or milliseconds.
+    create_time: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
     agent_id: str | None = Field(default=None, max_length=50)
 
     status: InboundStatus = Field(default=InboundStatus.received, index=True)
@@ -42,7 +43,7 @@ class InboundMessage(SQLModel, table=True):
     passive_polls: int = 0  # passive mode: how many of WeChat's tries have waited on it
     deliver_on_next: bool = False  # passive mode: reply late, on the user's next message
 
-    moderation_action: str | None = Field(default=None, max_length=10)
+    moderation_action: str | None = Field(default=None, max_length=20)
     moderation_categories: list[str] = Field(default_factory=list, sa_column=Column(JSON))
     reply_text: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     intent: str | None = Field(default=None, max_length=30)
@@ -76,6 +77,15 @@ class OutboundMessage(SQLModel, table=True):
     errcode: int | None = None
     last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     next_attempt_at: NaiveDatetime | None = None
+    # Past this the channel would refuse it (WeChat's 48 h customer-service window): it expires
+    # and is listed for staff instead of being retried.
+    deadline_at: NaiveDatetime | None = None
+    # The send lease: a worker claims the row before calling the API, so no two send it at once.
+    lease_owner: str | None = Field(default=None, max_length=100)
+    lease_until: NaiveDatetime | None = None
+    # Set in the claim's commit, cleared with the recorded answer: when a lease runs out with
+    # this still set, the API may or may not have taken the message (see reconcile).
+    send_started_at: NaiveDatetime | None = None
     created_at: NaiveDatetime = Field(default_factory=utcnow)
     sent_at: NaiveDatetime | None = None
 
@@ -108,3 +118,4 @@ class OutboundRead(SQLModel):
     last_error: str | None
     created_at: NaiveDatetime
     sent_at: NaiveDatetime | None
+    deadline_at: NaiveDatetime | None = None

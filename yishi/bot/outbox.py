@@ -22,10 +22,21 @@ def channel_of(user_id: str) -> str:
 def queue(
     *, session: Session, user_id: str, text: str, kind: str, inbound_id: int | None = None
 ) -> OutboundMessage:
-    """Store an outbound message (not yet sent) and return it."""
+    """Store an outbound message (not yet sent) with its deadline and return it."""
+    from datetime import timedelta
+
+    from yishi.core.clock import utcnow
+    from yishi.core.config import get_settings
+
     channel = channel_of(user_id)
+    deadline = utcnow() + timedelta(hours=get_settings().send_deadline_hours)
     row = OutboundMessage(
-        inbound_id=inbound_id, channel=channel, user_id=user_id, kind=kind, text=text
+        inbound_id=inbound_id,
+        channel=channel,
+        user_id=user_id,
+        kind=kind,
+        text=text,
+        deadline_at=deadline,
     )
     if channel in LOCAL_CHANNELS:
         row.status = OutboundStatus.sent  # delivered by being read back

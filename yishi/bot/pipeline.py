@@ -9,11 +9,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import random
 import socket
-from datetime import timedelta
-from typing import Any
+from datetime import UTC, timedelta
+from typing import Any, cast
 
-from sqlalchemy import and_, insert, or_, update
+from sqlalchemy import and_, func, insert, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -31,9 +32,8 @@ from yishi.privacy import notice as privacy_service
 
 log = logging.getLogger(__name__)
 
-LEASE = timedelta(seconds=60)
+LEASE = timedelta(seconds=60)  # the default of `inbound_lease_s`
 MAX_ATTEMPTS = 3
-MAX_SEND_ATTEMPTS = 5
 STALE_RECEIVED = timedelta(seconds=30)
 PASSIVE_TRIES = 3  # WeChat tries a message three times, ~5 s apart
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
@@ -58,6 +58,8 @@ MUTED_NOTICE = (
 _engine: Any = None
 _senders: dict[str, Any] | None = None
 _limiter: Any = None
+_notice_limiter: Any = None
+_breaker: Any = None
 
 
 # ---------------------------------------------------------------- accept
@@ -111,8 +113,12 @@ def accept(*, session: Session, msg: IncomingMessage) -> Accepted:
     if msg.channel not in outbox.LOCAL_CHANNELS:
         try:
             jobs.enqueue("bot.process_inbound", new_id)
-        except Exception:  # the broker is down: the sweep picks the stored message up
-            log.exception("could not enqueue inbound %s; the sweep will retry", new_id)
+        except Exception as exc:  # the broker is down: the sweep picks the stored message up
+            log.warning(
+                "could not enqueue inbound %s (%s); the sweep will retry",
+                new_id,
+                type(exc).__name__,
+            )
     return Accepted(inbound_id=new_id, duplicate=False)
 
 
@@ -147,24 +153,30 @@ def _get_senders(settings: Settings) -> dict[str, Any]:
 def _get_limiter(settings: Settings) -> Any:
     global _limiter
     if _limiter is None:
-        from yishi.bot.adapters import LocalRateLimiter, RedisRateLimiter
+        from yishi.bot.adapters import build_resident_limiter
 
-        per_minute = settings.resident_messages_per_minute
-        if settings.redis_url:
-            import redis
-
-            _limiter = RedisRateLimiter(redis.Redis.from_url(settings.redis_url), per_minute)
-        else:
-            _limiter = LocalRateLimiter(per_minute)
+        _limiter = build_resident_limiter(settings, settings.resident_messages_per_minute)
     return _limiter
 
 
+def _get_notice_limiter(settings: Settings) -> Any:
+    """One "slow down" notice per resident per window, however many messages it covers."""
+    global _notice_limiter
+    if _notice_limiter is None:
+        from yishi.bot.adapters import build_resident_limiter
+
+        _notice_limiter = build_resident_limiter(settings, 1)
+    return _notice_limiter
+
+
 def reset_caches() -> None:
-    """Forget the cached engine, senders and limiter (settings changed: tests, reloads)."""
-    global _engine, _senders, _limiter
+    """Forget the cached engine, senders, limiters and breaker (settings changed: tests)."""
+    global _engine, _senders, _limiter, _notice_limiter, _breaker
     _engine = None
     _senders = None
     _limiter = None
+    _notice_limiter = None
+    _breaker = None
 
 
 def _claim(session: Session, inbound_id: int) -> InboundMessage | None:
@@ -185,7 +197,7 @@ def _claim(session: Session, inbound_id: int) -> InboundMessage | None:
         .values(
             status=InboundStatus.processing,
             lease_owner=WORKER_ID,
-            lease_until=now + LEASE,
+            lease_until=now + timedelta(seconds=get_settings().inbound_lease_s),
             attempts=InboundMessage.attempts + 1,
             updated_at=now,
         )
@@ -217,9 +229,22 @@ def _finish(
     if out.status == OutboundStatus.pending and not passive:
         try:
             jobs.enqueue("bot.deliver_outbound", out.id)
-        except Exception:
-            log.exception("could not enqueue outbound %s; the sweep will retry", out.id)
+        except Exception as exc:
+            log.warning(
+                "could not enqueue outbound %s (%s); the sweep will retry",
+                out.id,
+                type(exc).__name__,
+            )
     return out
+
+
+def _hold_silently(session: Session, row: InboundMessage) -> None:
+    row.status = InboundStatus.held
+    row.lease_owner = None
+    row.lease_until = None
+    row.updated_at = utcnow()
+    session.add(row)
+    session.commit()
 
 
 def _screen(text: str, context: str) -> Any:
@@ -257,7 +282,15 @@ def _respond(session: Session, settings: Settings, row: InboundMessage) -> None:
 
     if _get_limiter(settings).reserve(f"resident:{row.user_id}", 1) > 0:
         row.moderation_action = "rate_limited"
-        _finish(session, row, InboundStatus.held, SLOW_DOWN_NOTICE, kind="notice")
+        # A pushed notice costs one of the window's sends: tell a resident once per window.
+        # (The simulator and the CLI read the reply back, so they always show it.)
+        told = row.channel not in outbox.LOCAL_CHANNELS and (
+            _get_notice_limiter(settings).reserve(f"slow-down-notice:{row.user_id}", 1) > 0
+        )
+        if told:
+            _hold_silently(session, row)
+        else:
+            _finish(session, row, InboundStatus.held, SLOW_DOWN_NOTICE, kind="notice")
         return
 
     if moderation_service.is_muted(
@@ -291,7 +324,7 @@ def _respond(session: Session, settings: Settings, row: InboundMessage) -> None:
     engine = _get_engine(settings)
     result = engine.respond(session=session, actor=actor, text=text, message_ref=str(row.id))
     reply = result.reply.strip() or "抱歉，我没能理解您的意思。发送“帮助”可以查看我能做什么。"
-    row.intent = result.intent
+    row.intent = (result.intent or "")[:30] or None
     row.engine = result.engine
     row.actions = list(result.actions)
     row.citations = list(result.citations)
@@ -362,51 +395,310 @@ def _release_deferred(session: Session, user_id: str, settings: Settings) -> Non
 # ---------------------------------------------------------------- delivery
 
 
-@jobs.job("bot.deliver_outbound", retries=MAX_SEND_ATTEMPTS, retry_delay=5)
+EXPIRED_REASON = "超过微信客服消息的48小时回复期限，未能送达，请工作人员另行联系该居民。"
+UNCERTAIN_REASON = (
+    "发送结果未知：发送途中处理进程中断，微信可能已收到。为免重复未自动重发，请核实后处理。"
+)
+NO_SENDER_REASON = "该渠道未配置发送方式"
+SEND_LEASE = timedelta(seconds=60)  # longer than a send's HTTP timeouts
+
+
+def _get_breaker(settings: Settings) -> Any:
+    global _breaker
+    if _breaker is None:
+        from yishi.bot.adapters import build_circuit_breaker
+
+        _breaker = build_circuit_breaker(settings)
+    return _breaker
+
+
+def retry_delay_s(attempts: int, settings: Settings) -> float:
+    """Exponential backoff with jitter: half the step fixed, half random (never a lock-step)."""
+    step = min(settings.send_retry_base_s * 2 ** max(attempts - 1, 0), settings.send_retry_max_s)
+    return step / 2 + random.uniform(0, step / 2)
+
+
+def _claim_outbound(session: Session, outbound_id: int) -> OutboundMessage | None:
+    """Take the send lease on a pending message; None if another worker holds it, it is done,
+    or a previous send's outcome is unknown (that one is reconciled, never blindly resent)."""
+    now = utcnow()
+    result = session.execute(
+        update(OutboundMessage)
+        .where(
+            col(OutboundMessage.id) == outbound_id,
+            col(OutboundMessage.status) == OutboundStatus.pending,
+            col(OutboundMessage.send_started_at).is_(None),
+            or_(col(OutboundMessage.lease_until).is_(None), col(OutboundMessage.lease_until) < now),
+        )
+        .values(lease_owner=WORKER_ID, lease_until=now + SEND_LEASE)
+    )
+    session.commit()
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    return session.get(OutboundMessage, outbound_id, populate_existing=True)
+
+
+def _release_outbound(session: Session, out: OutboundMessage, **values: Any) -> bool:
+    """Record the outcome and drop the lease, only if this worker still holds it (idempotent)."""
+    result = session.execute(
+        update(OutboundMessage)
+        .where(col(OutboundMessage.id) == out.id, col(OutboundMessage.lease_owner) == WORKER_ID)
+        .values(lease_owner=None, lease_until=None, send_started_at=None, **values)
+    )
+    session.commit()
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def _is_oldest_pending(session: Session, out: OutboundMessage) -> bool:
+    oldest = session.execute(
+        select(func.min(OutboundMessage.id)).where(
+            OutboundMessage.channel == out.channel,
+            OutboundMessage.status == OutboundStatus.pending,
+        )
+    ).scalar()
+    return oldest == out.id
+
+
+@jobs.job("bot.deliver_outbound", retries=0)
 def deliver_outbound(outbound_id: int) -> None:
-    """Job: send one outbound message through its channel, recording what WeChat said."""
-    from yishi.bot.adapters import WeChatApiError
+    """Job: send one outbound message under a lease, recording what WeChat said.
+
+    Failures retry with backoff until the message's deadline; while the channel's circuit
+    breaker is open no attempt is spent, and the oldest waiting message probes the API.
+    """
+    from yishi.bot.adapters import WeChatApiError, counts_against_channel
 
     settings = get_settings()
     with session_scope(settings) as session:
-        out = session.get(OutboundMessage, outbound_id)
-        if out is None or out.status != OutboundStatus.pending:
+        out = _claim_outbound(session, outbound_id)
+        if out is None:
+            return
+        now = utcnow()
+        if out.deadline_at is not None and now > out.deadline_at:
+            _release_outbound(session, out, status=OutboundStatus.failed, last_error=EXPIRED_REASON)
+            log.warning("outbound %s expired unsent", out.id)
             return
         sender = _get_senders(settings).get(out.channel)
         if sender is None:
-            out.status = OutboundStatus.failed
-            out.last_error = f"渠道 {out.channel} 未配置发送方式"
-            session.add(out)
+            _release_outbound(
+                session, out, status=OutboundStatus.failed, last_error=NO_SENDER_REASON
+            )
             return
-        to_user = out.user_id.split(":", 1)[1]
+        breaker = _get_breaker(settings)
+        wait = breaker.allow(out.channel)
+        if wait > 0:  # the channel is down: spend no attempt; the oldest message probes
+            wait += random.uniform(0, 1)
+            _release_outbound(session, out, next_attempt_at=now + timedelta(seconds=wait))
+            if _is_oldest_pending(session, out):
+                _enqueue_quietly("bot.deliver_outbound", out.id, delay=wait)
+            return
+        prepare = getattr(sender, "prepare", None)
+        if prepare is not None:  # the access token, before the uncertain window opens
+            try:
+                prepare()
+            except Exception as exc:
+                _after_send_error(
+                    session,
+                    settings,
+                    out,
+                    exc,
+                    getattr(exc, "retryable", True),
+                    counts_against_channel(exc) if isinstance(exc, WeChatApiError) else True,
+                    breaker,
+                )
+                return
+        # Durable before the call: if this process dies now, the sweep knows the send may
+        # have happened and reconciles instead of sending again.
         out.attempts += 1
+        out.send_started_at = now
+        session.add(out)
+        session.commit()
+        to_user = out.user_id.split(":", 1)[1]
         try:
             sender.send_text(to_user=to_user, text=out.text)
         except WeChatApiError as exc:
-            out.errcode = exc.errcode
-            out.last_error = str(exc)[:2000]
-            if exc.errcode == 45047:  # quota of the window used up: wait for the next message
-                out.status = OutboundStatus.deferred
-            elif not exc.retryable or out.attempts >= MAX_SEND_ATTEMPTS:
-                out.status = OutboundStatus.failed
-            session.add(out)
-            session.commit()
-            if out.status == OutboundStatus.pending:
-                raise  # huey retries with backoff
-            log.warning("outbound %s not delivered: %s", out.id, exc)
+            _after_send_error(
+                session, settings, out, exc, exc.retryable, counts_against_channel(exc), breaker
+            )
             return
         except Exception as exc:
-            out.last_error = f"{type(exc).__name__}: {exc}"[:2000]
-            if out.attempts >= MAX_SEND_ATTEMPTS:
-                out.status = OutboundStatus.failed
-            session.add(out)
-            session.commit()
-            if out.status == OutboundStatus.pending:
-                raise
+            _after_send_error(session, settings, out, exc, True, True, breaker)
             return
-        out.status = OutboundStatus.sent
-        out.sent_at = utcnow()
-        session.add(out)
+        _release_outbound(
+            session, out, status=OutboundStatus.sent, sent_at=utcnow(), errcode=0, last_error=None
+        )
+        if breaker.record_success(out.channel):
+            log.info("%s API answers again; draining its backlog", out.channel)
+            drain(channel=out.channel, settings=settings)
+
+
+def _after_send_error(
+    session: Session,
+    settings: Settings,
+    out: OutboundMessage,
+    exc: Exception,
+    retryable: bool,
+    channel_down: bool,
+    breaker: Any,
+) -> None:
+    errcode = getattr(exc, "errcode", None)
+    error = (str(exc) if errcode is not None else f"{type(exc).__name__}: {exc}")[:2000]
+    now = utcnow()
+    if errcode == 45047:  # quota of the window used up: wait for the resident's next message
+        _release_outbound(
+            session, out, status=OutboundStatus.deferred, errcode=errcode, last_error=error
+        )
+        return
+    if not retryable:
+        _release_outbound(
+            session, out, status=OutboundStatus.failed, errcode=errcode, last_error=error
+        )
+        log.warning("outbound %s not delivered: %s", out.id, error.splitlines()[0][:200])
+        return
+    delay = retry_delay_s(out.attempts, settings)
+    if channel_down and breaker.record_failure(out.channel):
+        # The channel is down: probe again when the breaker half-opens, not after a long
+        # backoff, so that the backlog moves within seconds of the API's return.
+        delay = settings.breaker_open_s + random.uniform(0, 1)
+    next_at = now + timedelta(seconds=delay)
+    if out.deadline_at is not None and next_at > out.deadline_at:
+        _release_outbound(
+            session,
+            out,
+            status=OutboundStatus.failed,
+            errcode=errcode,
+            last_error=f"{EXPIRED_REASON}（{error[:200]}）",
+        )
+        return
+    _release_outbound(session, out, errcode=errcode, last_error=error, next_attempt_at=next_at)
+    log.info(
+        "outbound %s attempt %s failed (%s); next in %.0f s",
+        out.id,
+        out.attempts,
+        error.splitlines()[0][:120],
+        delay,
+    )
+    _enqueue_quietly("bot.deliver_outbound", out.id, delay=delay)
+
+
+def _enqueue_quietly(name: str, *args: Any, delay: float | None = None) -> None:
+    try:
+        jobs.enqueue(name, *args, delay=delay)
+    except Exception as exc:  # the broker is down: the sweep finds the row by its state
+        log.warning("could not enqueue %s (%s); the sweep will retry", name, type(exc).__name__)
+
+
+def drain(*, channel: str, settings: Settings | None = None, limit: int = 10000) -> int:
+    """Enqueue a channel's waiting messages in order, spaced to the drain rate; how many."""
+    settings = settings or get_settings()
+    now = utcnow()
+    with session_scope(settings) as session:
+        ids = session.exec(
+            select(OutboundMessage.id)
+            .where(
+                OutboundMessage.channel == channel,
+                OutboundMessage.status == OutboundStatus.pending,
+                col(OutboundMessage.send_started_at).is_(None),
+                or_(
+                    col(OutboundMessage.lease_until).is_(None),
+                    col(OutboundMessage.lease_until) < now,
+                ),
+            )
+            .order_by(col(OutboundMessage.id))
+            .limit(limit)
+        ).all()
+    rate = max(settings.drain_per_second, 0.1)
+    for n, outbound_id in enumerate(ids):
+        _enqueue_quietly("bot.deliver_outbound", outbound_id, delay=n / rate or None)
+    return len(ids)
+
+
+def reconcile_outbound(*, settings: Settings | None = None) -> dict[str, int]:
+    """Settle sends whose worker died mid-call (lease run out, outcome never recorded).
+
+    Where the channel can be asked (the Official Account's customer-service message record),
+    the record decides: found → sent; not found → sent again. Where it cannot, the policy does:
+    `send_uncertain=flag` lists the message for staff (never a duplicate), `resend` sends it
+    again (never lost). Also expires pending messages past their deadline.
+    """
+    settings = settings or get_settings()
+    now = utcnow()
+    counts = {"uncertain": 0, "confirmed": 0, "resent": 0, "expired": 0}
+    with session_scope(settings) as session:
+        rows = session.exec(
+            select(OutboundMessage).where(
+                OutboundMessage.status == OutboundStatus.pending,
+                col(OutboundMessage.send_started_at).is_not(None),
+                col(OutboundMessage.lease_until) < now,
+            )
+        ).all()
+        resend: list[int] = []
+        for out in rows:
+            found = _ask_channel(settings, out)
+            values: dict[str, Any] = {"lease_owner": None, "lease_until": None}
+            if found is True:
+                values.update(status=OutboundStatus.sent, sent_at=now, send_started_at=None)
+                counts["confirmed"] += 1
+            elif found is False or settings.send_uncertain == "resend":
+                values.update(send_started_at=None)
+                counts["resent"] += 1
+                resend.append(int(out.id or 0))
+            else:
+                values.update(status=OutboundStatus.failed, last_error=UNCERTAIN_REASON)
+                counts["uncertain"] += 1
+            session.execute(
+                update(OutboundMessage)
+                .where(
+                    col(OutboundMessage.id) == out.id,
+                    col(OutboundMessage.send_started_at).is_not(None),
+                    col(OutboundMessage.lease_until) < now,
+                )
+                .values(**values)
+            )
+        result = session.execute(
+            update(OutboundMessage)
+            .where(
+                col(OutboundMessage.status) == OutboundStatus.pending,
+                col(OutboundMessage.send_started_at).is_(None),
+                col(OutboundMessage.deadline_at) < now,
+                or_(
+                    col(OutboundMessage.lease_until).is_(None),
+                    col(OutboundMessage.lease_until) < now,
+                ),
+            )
+            .values(
+                status=OutboundStatus.failed,
+                last_error=EXPIRED_REASON,
+                lease_owner=None,
+                lease_until=None,
+            )
+        )
+        counts["expired"] = int(result.rowcount or 0)  # type: ignore[attr-defined]
+    for outbound_id in resend:
+        _enqueue_quietly("bot.deliver_outbound", outbound_id)
+    if any(counts.values()):
+        log.warning("outbound reconciled: %s", counts)
+    return counts
+
+
+def _ask_channel(settings: Settings, out: OutboundMessage) -> bool | None:
+    """Ask the channel whether an uncertain send arrived (None: it cannot be asked)."""
+    sender = _get_senders(settings).get(out.channel)
+    find_sent = getattr(sender, "find_sent", None)
+    if find_sent is None or out.send_started_at is None:
+        return None
+    try:
+        return cast(
+            "bool | None",
+            find_sent(
+                to_user=out.user_id.split(":", 1)[1],
+                text=out.text,
+                since=out.send_started_at.replace(tzinfo=UTC).timestamp(),
+            ),
+        )
+    except Exception as exc:
+        log.warning("could not ask %s about outbound %s: %s", out.channel, out.id, exc)
+        return None
 
 
 # ---------------------------------------------------------------- moderators' approvals
@@ -521,24 +813,61 @@ def sweep() -> dict[str, int]:
             )
         ).all()
         pending = session.exec(
-            select(OutboundMessage.id).where(
+            select(OutboundMessage.id)
+            .where(
                 OutboundMessage.status == OutboundStatus.pending,
                 col(OutboundMessage.created_at) < now - STALE_RECEIVED,
                 col(OutboundMessage.channel).not_in(list(outbox.LOCAL_CHANNELS)),
+                col(OutboundMessage.send_started_at).is_(None),
+                or_(
+                    col(OutboundMessage.lease_until).is_(None),
+                    col(OutboundMessage.lease_until) < now,
+                ),
+                or_(
+                    col(OutboundMessage.next_attempt_at).is_(None),
+                    col(OutboundMessage.next_attempt_at) <= now,
+                ),
             )
+            .order_by(col(OutboundMessage.id))
+            .limit(10000)
         ).all()
+    reconcile_outbound(settings=settings)
     passive = settings.wechat_reply_mode == ReplyMode.passive
     for inbound_id in stale:
         jobs.enqueue("bot.process_inbound", inbound_id)
         counts["inbound"] += 1
+    rate = max(settings.drain_per_second, 0.1)
     for outbound_id in pending:
         if passive:
             continue  # handed over in HTTP responses
-        jobs.enqueue("bot.deliver_outbound", outbound_id)
+        # In order and spaced to the drain rate: a backlog does not hit the API all at once.
+        jobs.enqueue("bot.deliver_outbound", outbound_id, delay=counts["outbound"] / rate or None)
         counts["outbound"] += 1
     if stale or pending:
         log.info("sweep re-enqueued %s", counts)
     return counts
+
+
+def backlog_ages(*, settings: Settings | None = None) -> dict[str, float | None]:
+    """Seconds since the oldest message still waiting for an answer, and for delivery."""
+    settings = settings or get_settings()
+    now = utcnow()
+    with session_scope(settings) as session:
+        inbound = session.execute(
+            select(func.min(InboundMessage.created_at)).where(
+                col(InboundMessage.status).in_([InboundStatus.received, InboundStatus.processing]),
+                col(InboundMessage.channel).not_in(list(outbox.LOCAL_CHANNELS)),
+            )
+        ).scalar()
+        outbound = session.execute(
+            select(func.min(OutboundMessage.created_at)).where(
+                OutboundMessage.status == OutboundStatus.pending,
+            )
+        ).scalar()
+    return {
+        "oldest_unanswered_s": (now - inbound).total_seconds() if inbound else None,
+        "oldest_undelivered_s": (now - outbound).total_seconds() if outbound else None,
+    }
 
 
 # ---------------------------------------------------------------- passive replies

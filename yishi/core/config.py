@@ -100,6 +100,25 @@ class Settings(BaseSettings):
     # (shared by every process when Redis is configured).
     resident_messages_per_minute: int = 15
 
+    # Production bounds (docs/production.md). Slow clients: headers and body must arrive in
+    # time, and one process holds at most so many open requests (uvicorn answers 503 beyond).
+    http_header_timeout_s: float = 10.0
+    request_body_timeout_s: float = 10.0
+    http_max_concurrency: int = 1000
+    # Sends retry with exponential backoff and jitter until the message's deadline (WeChat's
+    # customer-service window), not a fixed count; a circuit breaker per channel stops an
+    # outage from using up attempts, and the backlog drains in order at a bounded rate.
+    inbound_lease_s: float = 60.0  # a worker's hold on a message it is answering
+    send_deadline_hours: float = 48.0
+    send_retry_base_s: float = 2.0
+    send_retry_max_s: float = 60.0
+    breaker_failures: int = 5
+    breaker_open_s: float = 15.0
+    drain_per_second: float = 20.0
+    # A send whose worker died between calling the API and recording its answer: "flag" lists
+    # it for staff (never a duplicate), "resend" sends it again (never lost, maybe twice).
+    send_uncertain: str = "flag"
+
     # The resident chat simulator at /chat (default: on in development, off in production);
     # it only serves clients on this machine.
     simulator: bool | None = None

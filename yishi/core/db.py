@@ -102,6 +102,18 @@ def get_session() -> Iterator[Session]:
         yield session
 
 
+def ping(settings: Settings | None = None) -> str | None:
+    """None when the database answers `SELECT 1`; otherwise the error's name."""
+    from sqlalchemy import text
+
+    try:
+        with get_engine(settings).connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:
+        return type(exc).__name__
+    return None
+
+
 def alembic_config(url: str) -> Any:
     """An Alembic config pointing at the packaged migrations and `url`."""
     from alembic.config import Config

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -140,8 +141,122 @@ class _InProcessConsumer(Consumer):  # type: ignore[misc]
         pass
 
 
+def redact_url(url: str) -> str:
+    """A URL with any password masked (safe to log)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password:
+        host = parts.netloc.rsplit("@", 1)[-1]
+        user = parts.username or ""
+        return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    return url
+
+
+_health_hueys: dict[str, Huey] = {}
+
+
+def _health_huey(settings: Settings) -> Huey:
+    """A huey on the same queue with short socket timeouts (a health check must not hang)."""
+    key = settings.redis_url or str(settings.ensure_data_dir() / "jobs.db")
+    huey = _health_hueys.get(key)
+    if huey is None:
+        if settings.redis_url:
+            from redis import ConnectionPool
+
+            pool = ConnectionPool.from_url(
+                settings.redis_url, socket_connect_timeout=1.0, socket_timeout=2.0
+            )
+            huey = RedisHuey("yishi", connection_pool=pool)
+        else:
+            huey = SqliteHuey("yishi", filename=key, fsync=False)
+        huey = _health_hueys[key] = huey
+    return huey
+
+
+def broker_status(settings: Settings) -> dict[str, Any]:
+    """Whether the job broker answers, and how many jobs wait in it (queued and scheduled)."""
+    if settings.jobs_immediate:
+        return {"ok": True, "queue_depth": 0, "error": None}
+    try:
+        huey = _health_huey(settings)
+        depth = int(huey.pending_count()) + int(huey.scheduled_count())
+    except Exception as exc:
+        return {"ok": False, "queue_depth": None, "error": type(exc).__name__}
+    return {"ok": True, "queue_depth": depth, "error": None}
+
+
+def wait_for_broker(settings: Settings, *, max_wait_s: float | None = None) -> bool:
+    """Block until the broker answers, one clear log line per try, backing off to 30 s.
+
+    Returns False only when `max_wait_s` passed first. A wrong Redis URL is thus noticed at
+    start (and named) instead of as a traceback storm.
+    """
+    started = time.monotonic()
+    delay = 1.0
+    while True:
+        status = broker_status(settings)
+        if status["ok"]:
+            return True
+        where = redact_url(settings.redis_url or "the SQLite job queue")
+        if max_wait_s is not None and time.monotonic() - started + delay > max_wait_s:
+            log.error("job broker at %s unreachable (%s); giving up", where, status["error"])
+            return False
+        log.error(
+            "job broker at %s unreachable (%s); retrying in %.0f s",
+            where,
+            status["error"],
+            delay,
+        )
+        time.sleep(delay)
+        delay = min(delay * 2, 30.0)
+
+
+class ThrottleBrokerErrors(logging.Filter):
+    """Huey logs a traceback at every poll while its broker is down; let one line through per
+    interval instead (no traceback storm), with the error's name."""
+
+    MESSAGES = ("Error reading from queue", "Error reading schedule.", "Error enqueueing")
+
+    def __init__(self, interval_s: float = 30.0) -> None:
+        super().__init__()
+        self.interval_s = interval_s
+        self._last = 0.0
+        self._suppressed = 0
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Pass other records; throttle and shorten huey's broker errors."""
+        if not record.name.startswith("huey") or not record.exc_info:
+            return True
+        if not str(record.msg).startswith(self.MESSAGES):
+            return True
+        now = time.monotonic()
+        with self._lock:
+            if now - self._last < self.interval_s:
+                self._suppressed += 1
+                return False
+            self._last, suppressed, self._suppressed = now, self._suppressed, 0
+        exc = record.exc_info[1]
+        record.msg = "job broker unreachable (%s: %s); retrying (%s similar errors hidden)"
+        record.args = (type(exc).__name__, str(exc)[:200], suppressed)
+        record.exc_info = None
+        record.exc_text = None
+        record.levelno, record.levelname = logging.ERROR, "ERROR"
+        return True
+
+
+def install_broker_error_throttle() -> None:
+    """Attach `ThrottleBrokerErrors` to the root handlers (once)."""
+    root = logging.getLogger()
+    for handler in root.handlers:
+        if not any(isinstance(f, ThrottleBrokerErrors) for f in handler.filters):
+            handler.addFilter(ThrottleBrokerErrors())
+
+
 def start_consumer(huey: Huey, *, workers: int) -> Consumer:
     """Start worker threads and the scheduler in this process."""
+    install_broker_error_throttle()
     consumer = _InProcessConsumer(
         huey, workers=workers, worker_type="thread", periodic=True, check_worker_health=False
     )
@@ -151,5 +266,6 @@ def start_consumer(huey: Huey, *, workers: int) -> Consumer:
 
 def run_consumer(huey: Huey, *, workers: int) -> None:
     """Run a standalone consumer in the foreground until interrupted (`yishi worker`)."""
+    install_broker_error_throttle()
     consumer = Consumer(huey, workers=workers, worker_type="thread", periodic=True)
     consumer.run()

@@ -74,7 +74,9 @@ def _text(body: str, status_code: int = 200) -> PlainTextResponse:
 def _rejected(exc: ChannelRejected, channel: str) -> PlainTextResponse:
     log.warning("%s webhook refused (%s): %s", channel, exc.status_code, exc)
     return _text(
-        {403: "forbidden", 413: "request body too large"}.get(exc.status_code, "bad request"),
+        {403: "forbidden", 408: "request timeout", 413: "request body too large"}.get(
+            exc.status_code, "bad request"
+        ),
         exc.status_code,
     )
 
@@ -84,18 +86,33 @@ def _not_configured(channel: str) -> PlainTextResponse:
     return _text("channel not configured", 404)
 
 
-async def read_body_limited(request: Request, limit: int) -> bytes:
-    """The request body, refusing (without reading it all) anything over `limit` bytes."""
+class BodyTimeout(ChannelRejected):
+    """The body did not arrive in time (a slow or stalled client)."""
+
+    status_code = 408
+
+
+async def read_body_limited(request: Request, limit: int, *, timeout_s: float = 10.0) -> bytes:
+    """The request body, refusing (without reading it all) anything over `limit` bytes or not
+    complete within `timeout_s` (a body shorter than its Content-Length must not hold the
+    connection for good)."""
     declared = request.headers.get("content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > limit):
         raise BodyTooLarge(f"Content-Length {declared} over {limit}")
     chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge(f"body over {limit} bytes")
-        chunks.append(chunk)
+
+    async def read() -> None:
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise BodyTooLarge(f"body over {limit} bytes")
+            chunks.append(chunk)
+
+    try:
+        await asyncio.wait_for(read(), timeout=timeout_s)
+    except TimeoutError as exc:
+        raise BodyTimeout(f"body not complete within {timeout_s:g} s") from exc
     return b"".join(chunks)
 
 
@@ -117,13 +134,20 @@ async def _receive(
 ) -> Response:
     settings = channels.settings
     try:
-        body = await read_body_limited(request, settings.max_body_bytes)
+        body = await read_body_limited(
+            request, settings.max_body_bytes, timeout_s=settings.request_body_timeout_s
+        )
         opened: Opened = channel.open(
             query=request.query_params, body=body, now=clock.timestamp()
         )
     except ChannelRejected as exc:
         return _rejected(exc, channel.channel)
-    accepted = await get_acceptor(settings).accept(opened.msg)
+    try:
+        accepted = await get_acceptor(settings).accept(opened.msg)
+    except ChannelRejected as exc:  # this message's fields do not fit; its batch was stored
+        return _rejected(exc, channel.channel)
+    except Exception:  # storage is down: WeChat retries; the reason is logged by the acceptor
+        return _text("service unavailable", 503)
     if not passive:
         return _text(empty_ack)
     reply = await _passive_reply(accepted, opened.msg)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from xml.etree.ElementTree import Element, ParseError
 
@@ -11,12 +12,17 @@ from defusedxml.ElementTree import fromstring
 from yishi.bot.channels.crypto import MessageCrypto, MessageMalformed, SignatureInvalid
 from yishi.bot.schemas import Channel, IncomingMessage
 
+# WeChat's callbacks nest at most three levels (<xml><ScanCodeInfo><ScanResult>); anything
+# much deeper is not WeChat's and must not reach Python's recursion limit.
+MAX_DEPTH = 8
+
 
 def parse_xml(data: bytes | str) -> dict[str, Any]:
     """The children of WeChat's `<xml>` root as a dict (nested elements as nested dicts).
 
     Any DOCTYPE, entity or external reference (XXE, billion laughs) is refused before
-    anything is expanded; so is malformed XML or another root element.
+    anything is expanded; so is malformed XML, another root element, or nesting deeper than
+    `MAX_DEPTH`.
     """
     try:
         root = fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
@@ -24,14 +30,30 @@ def parse_xml(data: bytes | str) -> dict[str, Any]:
         raise MessageMalformed(f"unsafe or malformed XML: {type(exc).__name__}") from exc
     if root.tag != "xml":
         raise MessageMalformed("the root element is not <xml>")
-    return _children(root)
+    return _children(root, 1)
 
 
-def _children(element: Element) -> dict[str, Any]:
+def _children(element: Element, depth: int) -> dict[str, Any]:
+    if depth > MAX_DEPTH:
+        raise MessageMalformed(f"XML nested deeper than {MAX_DEPTH} levels")
     out: dict[str, Any] = {}
     for child in element:
-        out[child.tag] = _children(child) if len(child) else (child.text or "")
+        out[child.tag] = _children(child, depth + 1) if len(child) else (child.text or "")
     return out
+
+
+_B64 = rb"([A-Za-z0-9+/=]{1,200000})"
+_ENCRYPT = re.compile(
+    rb"<Encrypt>\s*(?:<!\[CDATA\[" + _B64 + rb"\]\]>|" + _B64 + rb")\s*</Encrypt>"
+)
+
+
+def _envelope_encrypt(body: bytes) -> str | None:
+    """The `Encrypt` value read without parsing the XML (so the signature is checked first)."""
+    found = _ENCRYPT.search(body)
+    if found is None:
+        return None
+    return (found.group(1) or found.group(2)).decode("ascii")
 
 
 def _text(fields: dict[str, Any], name: str) -> str:
@@ -101,11 +123,15 @@ def open_encrypted(
     """Verify and decrypt an `<Encrypt>` envelope; the inner fields and the key index used."""
     if not msg_signature:
         raise SignatureInvalid("msg_signature is missing")
-    envelope = parse_xml(body)
-    encrypt = envelope.get("Encrypt")
-    if not isinstance(encrypt, str) or not encrypt:
+    # The signature covers the ciphertext: check it before parsing anything the sender wrote.
+    encrypt = _envelope_encrypt(body)
+    if encrypt is None:
         raise MessageMalformed("Encrypt is missing")
     if not crypto.verify(msg_signature, timestamp, nonce, encrypt):
         raise SignatureInvalid("msg_signature does not match")
+    envelope = parse_xml(body)
+    parsed = envelope.get("Encrypt")
+    if not isinstance(parsed, str) or parsed.strip() != encrypt:
+        raise MessageMalformed("Encrypt is ambiguous")
     plain, key_index = crypto.decrypt(encrypt)
     return parse_xml(plain), key_index

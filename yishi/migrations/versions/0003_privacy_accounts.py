@@ -11,7 +11,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = "0003_privacy_accounts"
-down_revision: str | None = "0001"
+down_revision: str | None = "0002_production_bounds"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
