@@ -150,7 +150,7 @@ def create_app(
             "queue_depth": broker["queue_depth"],
             "engine": "llm" if settings.llm_enabled else "offline",
             "version": __version__,
-            "personal_data": _held(settings) if db_ok else None,
+            "personal_data": _held(settings) if db_error is None else None,
         }
         if db_error is None:
             body.update(pipeline.backlog_ages(settings=settings))

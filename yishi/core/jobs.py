@@ -169,7 +169,7 @@ def _health_huey(settings: Settings) -> Huey:
             )
             huey = RedisHuey("yishi", connection_pool=pool)
         else:
-            huey = SqliteHuey("yishi", filename=key, fsync=False)
+            huey = Huey("yishi", storage_class=_ZeroingSqliteStorage, filename=key, fsync=False)
         huey = _health_hueys[key] = huey
     return huey
 
