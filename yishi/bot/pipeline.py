@@ -239,7 +239,12 @@ def _respond(session: Session, settings: Settings, row: InboundMessage) -> None:
             session.commit()
             return
     elif row.msg_type not in {"text", "voice"}:
-        _finish(session, row, InboundStatus.replied, UNSUPPORTED_NOTICE, kind="notice")
+        from yishi.bot import media  # photos and locations join reports; other types explained
+
+        notice = media.answer_non_text(
+            session=session, settings=settings, row=row, senders=_get_senders(settings)
+        )
+        _finish(session, row, InboundStatus.replied, notice, kind="notice")
         return
     else:
         text = row.content.strip()
@@ -283,6 +288,11 @@ def _respond(session: Session, settings: Settings, row: InboundMessage) -> None:
     row.engine = result.engine
     row.actions = list(result.actions)
     row.citations = list(result.citations)
+    from yishi.bot import media
+
+    reply += media.attach_pending(
+        session=session, settings=settings, user_id=row.user_id, actions=row.actions
+    )
 
     reply_verdict = _screen(reply, "reply")
     if reply_verdict.action == "block":

@@ -22,7 +22,12 @@ from yishi.core.config import Settings
 log = logging.getLogger(__name__)
 
 # Modules whose import registers jobs.
-JOB_MODULES = ("yishi.bot.pipeline", "yishi.bot.memory", "yishi.deliberation.flows")
+JOB_MODULES = (
+    "yishi.bot.pipeline",
+    "yishi.bot.memory",
+    "yishi.deliberation.flows",
+    "yishi.bot.aibot",
+)
 
 
 @dataclass
