@@ -2,10 +2,10 @@
 
 `FakeWeChatServer` speaks the endpoints Yishi calls: Official Account `/cgi-bin/token` and
 `/cgi-bin/message/custom/send`, WeCom `/cgi-bin/gettoken` and `/cgi-bin/message/send`, the
-group robot `/cgi-bin/webhook/send?key=...`, the AI bot's `/cgi-bin/aibot/response?response_code=`
-(one use per code) and the media download `/cgi-bin/media/get` (images put with `put_media`). It records token fetches and sends, issues a new
-token per fetch (the previous one stays valid, as WeChat's 5-minute overlap), enforces the
-robot's 20 messages a minute, and can be scripted to answer errcodes (40001, 42001, 45015,
+group robot `/cgi-bin/webhook/send?key=...`, the AI bot's `/cgi-bin/aibot/response` (each
+`response_code` works once) and the media download `/cgi-bin/media/get` (images put with
+`put_media`). It records token fetches and sends, issues a new token per fetch (the previous
+one stays valid, as WeChat's 5-minute overlap), enforces the robot's 20 messages a minute, and can be scripted to answer errcodes (40001, 42001, 45015,
 45047, 45009, -1) or HTTP 5xx.
 
 `CallbackSigner` builds what WeChat POSTs to our webhooks: signed plaintext or encrypted XML.
@@ -197,10 +197,10 @@ class FakeWeChatServer(ServedInThread):
                     return 200, {"errcode": 40001, "errmsg": "invalid credential"}
                 return 200, self._issue("wecom")
             if endpoint == AIBOT_RESPONSE:
-                code = query.get("response_code", "")
-                if not code or code in self._used_response_codes:
+                response_code = query.get("response_code", "")
+                if not response_code or response_code in self._used_response_codes:
                     return 200, {"errcode": 40001, "errmsg": "invalid response_code"}
-                self._used_response_codes.add(code)
+                self._used_response_codes.add(response_code)
             elif endpoint == MEDIA_GET and query.get("access_token", "") in self.valid_tokens:
                 return 200, {"errcode": 40007, "errmsg": "invalid media_id"}
             elif endpoint == ROBOT:

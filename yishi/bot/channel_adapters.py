@@ -88,7 +88,7 @@ class AibotSender:
         self.poster = poster
 
     def send_text(self, *, to_user: str, text: str) -> None:
-        """Deliver the answer to a message of `to_user`; undeliverable answers raise (not retried)."""
+        """Deliver an answer to a message of `to_user`; an undeliverable one raises (no retry)."""
         from yishi.bot import aibot
 
         try:

@@ -53,11 +53,16 @@ PHOTO_HELD = (
     "我会把照片附在这次报修里。"
 )
 LOCATION_ATTACHED = "位置已收到，已记在您的报修（第{issue_id}号）里：{label}。"
-LOCATION_KEPT = "位置已收到：{label}。您的报修（第{issue_id}号）已有地点，这个位置一并附上供工作人员参考。"
+LOCATION_KEPT = (
+    "位置已收到：{label}。您的报修（第{issue_id}号）已有地点，这个位置一并附上供工作人员参考。"
+)
 LOCATION_HELD = "位置已收到：{label}。请再用文字说明遇到的问题，我会把位置记在这次报修里。"
 PHOTO_FAILED = "抱歉，这张照片没能保存：{reason}。您也可以直接用文字描述问题和位置。"
 TOO_MANY = "今天发送的照片和位置已经很多了，请用文字补充说明，或明天再发。"
-CANNOT_FETCH = "这个渠道发来的照片暂时无法保存，请在社区公众号或企业微信应用里发送照片，或用文字描述"
+PHOTO_UNAVAILABLE = (
+    "抱歉，这里发来的照片暂时无法保存。请在社区公众号或企业微信应用里发送照片，"
+    "或直接用文字描述问题和位置。"
+)
 ATTACHED_NOTE = "\n（已附上您刚才发来的{what}。）"
 
 
@@ -208,6 +213,10 @@ def take_media(
         item = ReportMedia(user_id=user_id, inbound_id=inbound_id, kind="photo", sha256=sha,
                            content_type=content_type, size=size)
     session.add(item)
+    if item.kind == "location":
+        answered = _answer_where(session, settings, item, channel=channel)
+        if answered is not None:
+            return answered
     issue = _recent_issue(session, settings, user_id)
     if issue is None:
         session.commit()
@@ -221,7 +230,53 @@ def take_media(
     return template.format(issue_id=issue.id, label=item.label or "")
 
 
-def _location(fields: dict[str, Any], *, user_id: str, inbound_id: int | None) -> ReportMedia | None:
+def _answer_where(
+    session: Session, settings: Settings, item: ReportMedia, *, channel: str
+) -> str | None:
+    """A location sent when the assistant asked where a reported problem is: record the report.
+
+    The pin answers the question directly (its label is the place), so the resident is not
+    asked again; None when no report is waiting for its place.
+    """
+    from yishi.bot import memory as memory_service
+    from yishi.core import auth as auth_service
+    from yishi.core.errors import YishiError
+    from yishi.deliberation import service as deliberation_service
+
+    pending = memory_service.load(session=session, user_id=item.user_id, settings=settings).pending
+    if pending.get("kind") != "issue_location" or not pending.get("text"):
+        return None
+    actor = auth_service.actor_for(session=session, external_id=item.user_id, channel=channel)
+    try:
+        result = deliberation_service.record_issue(
+            session=session, actor=actor, text=str(pending["text"]),
+            category=pending.get("category"), location=item.label,
+            urgency=pending.get("urgency"),
+        )
+    except YishiError as exc:
+        log.info("report from a location pin not recorded: %s", type(exc).__name__)
+        return None
+    memory_service.set_pending(session=session, user_id=item.user_id, pending=None)
+    issue = result.issue
+    _attach(session, item, issue)
+    session.commit()
+    note = attach_pending(
+        session=session, settings=settings, user_id=item.user_id,
+        actions=[{"type": "record_issue", "issue_id": issue.id}],
+    )
+    if result.notice:
+        return f"位置已收到：{issue.location or item.label}。{result.notice}{note}"
+    party = issue.responsible_party or "相关负责方"
+    if result.joined_existing:
+        return (f"这个问题已经有邻居反映过（编号 {issue.id}），已把您加为支持者，"
+                f"由{party}处理。回复“我的问题”可查看进度。{note}")
+    return (f"已记录您反映的问题（编号 {issue.id}），位置：{issue.location or item.label}，"
+            f"已转交{party}。回复“我的问题”可随时查看进度。{note}")
+
+
+def _location(
+    fields: dict[str, Any], *, user_id: str, inbound_id: int | None
+) -> ReportMedia | None:
     try:
         lat, lng = float(fields.get("lat", "")), float(fields.get("lng", ""))
     except (TypeError, ValueError):
@@ -242,7 +297,7 @@ def _photo(
     media_id = fields.get("media_id")
     fetcher = fetchers.get(channel)
     if fetcher is None or not isinstance(media_id, str) or not media_id:
-        return PHOTO_FAILED.format(reason=CANNOT_FETCH)
+        return PHOTO_UNAVAILABLE
     try:
         data, _declared = fetcher.fetch(media_id=media_id)
         sha, content_type = store_photo(settings=settings, data=data)

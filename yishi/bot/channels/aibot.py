@@ -14,7 +14,7 @@ import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from yishi.bot.channels.crypto import (
     MessageCrypto,
@@ -28,7 +28,7 @@ from yishi.core.config import Settings
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "wecom_aibot"
+CHANNEL: Final = "wecom_aibot"
 # What the pipeline understands; other WeCom types are passed through and get a clear notice.
 _MENTION = re.compile(r"^\s*(?:@\S+[\s\u2005\u00a0]*)+")
 
