@@ -5,8 +5,8 @@
 group robot `/cgi-bin/webhook/send?key=...`, the AI bot's `/cgi-bin/aibot/response` (each
 `response_code` works once) and the media download `/cgi-bin/media/get` (images put with
 `put_media`). It records token fetches and sends, issues a new token per fetch (the previous
-one stays valid, as WeChat's 5-minute overlap), enforces the robot's 20 messages a minute, and can be scripted to answer errcodes (40001, 42001, 45015,
-45047, 45009, -1) or HTTP 5xx.
+one stays valid, as WeChat's 5-minute overlap), enforces the robot's 20 messages a minute,
+and can be scripted to answer errcodes (40001, 42001, 45015, 45047, 45009, -1) or HTTP 5xx.
 
 `CallbackSigner` builds what WeChat POSTs to our webhooks: signed plaintext or encrypted XML.
 """
