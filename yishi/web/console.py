@@ -15,7 +15,7 @@ from yishi.core import auth as auth_service
 from yishi.core.deps import SessionDep
 from yishi.core.errors import Unauthorized
 from yishi.core.models import Role
-from yishi.web import console_moderation, console_staff
+from yishi.web import console_media, console_moderation, console_staff
 from yishi.web.console_session import (
     CONSOLE_PATH,
     ConsoleRoute,
@@ -118,3 +118,4 @@ def home(actor: ConsoleUser) -> RedirectResponse:
 
 router.include_router(console_moderation.router)
 router.include_router(console_staff.router)
+router.include_router(console_media.router)  # photos attached to reports
