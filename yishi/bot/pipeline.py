@@ -382,8 +382,8 @@ def deliver_outbound(outbound_id: int) -> None:
         except WeChatApiError as exc:
             out.errcode = exc.errcode
             out.last_error = str(exc)[:2000]
-            if exc.errcode == 45047:  # quota of the window used up: wait for the next message
-                out.status = OutboundStatus.deferred
+            if exc.errcode in (45015, 45047):  # window closed / quota used: wait for the next
+                out.status = OutboundStatus.deferred  # message (listed for staff meanwhile)
             elif not exc.retryable or out.attempts >= MAX_SEND_ATTEMPTS:
                 out.status = OutboundStatus.failed
             session.add(out)
