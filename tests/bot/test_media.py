@@ -182,7 +182,7 @@ def test_location_after_a_report_keeps_its_place_and_is_noted(
     _send(client, settings, report_xml(REPORT))
     [issue] = _issues(settings)
     reply = _send(client, settings, location_xml("幸福里小区北门"))
-    assert reply.startswith("位置已收到") and f"第{issue.id}号" in reply
+    assert reply.startswith("位置已收到") and f"编号 {issue.id}" in reply
     [after] = _issues(settings)
     assert after.location == issue.location  # the place the resident typed stays
 

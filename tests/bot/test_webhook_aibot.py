@@ -256,3 +256,17 @@ def test_a_notice_without_a_conversation_is_failed_with_a_reason(settings: Setti
         row = session.get(OutboundMessage, out_id)
         assert row is not None and row.status is OutboundStatus.failed
         assert "主动" in (row.last_error or "")
+
+
+def test_two_messages_with_the_same_answer_each_get_one(
+    client: TestClient, settings: Settings, wx: FakeWeChatServer
+) -> None:
+    first = _post(client, _message("m-7", "帮助", wx=wx, code="a"))
+    second = _post(client, _message("m-8", "帮助", wx=wx, code="b"))
+    assert first is not None and second is not None
+    outs = _work(settings)
+    assert len(outs) == 2 and outs[0].text == outs[1].text
+    for reply in (first, second):
+        answer = _refresh(client, reply["stream"]["id"])
+        assert answer["stream"]["finish"] is True and answer["stream"]["content"] == outs[0].text
+    assert wx.calls(AIBOT_RESPONSE) == []

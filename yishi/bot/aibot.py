@@ -146,27 +146,37 @@ def _screened_for_group(text: str) -> str:
 
 
 def _stream_for(session: Session, user_id: str, text: str) -> AibotStream:
-    """The stream of the conversation this pending outbound text answers."""
-    out = session.exec(
+    """The stream of the conversation this pending outbound text answers.
+
+    The sender is told only the user and the text; two pending answers with the same text (two
+    "帮助" in a row) are matched oldest first to the streams still waiting for one.
+    """
+    rows = session.exec(
         select(OutboundMessage)
         .where(
             OutboundMessage.user_id == user_id,
             OutboundMessage.status == OutboundStatus.pending,
             OutboundMessage.text == text,
         )
-        .order_by(col(OutboundMessage.id).desc())
-    ).first()
-    if out is None or out.inbound_id is None:
+        .order_by(col(OutboundMessage.id))
+    ).all()
+    streams: list[AibotStream] = []
+    for out in rows:
+        inbound = session.get(InboundMessage, out.inbound_id) if out.inbound_id else None
+        stream = None
+        if inbound is not None:
+            stream = session.exec(
+                select(AibotStream).where(AibotStream.dedupe_key == inbound.dedupe_key)
+            ).first()
+        if stream is not None:
+            if stream.state == StreamState.open:
+                return stream
+            streams.append(stream)
+    if streams:
+        return streams[-1]
+    if not rows or all(out.inbound_id is None for out in rows):
         raise NoConversation("智能机器人只能在居民发来的消息下答复，无法主动发送通知")
-    inbound = session.get(InboundMessage, out.inbound_id)
-    stream = None
-    if inbound is not None:
-        stream = session.exec(
-            select(AibotStream).where(AibotStream.dedupe_key == inbound.dedupe_key)
-        ).first()
-    if stream is None:
-        raise NoConversation("找不到这条消息的会话记录，无法答复")
-    return stream
+    raise NoConversation("找不到这条消息的会话记录，无法答复")
 
 
 def _claim(session: Session, stream: AibotStream, *, frm: StreamState, to: StreamState,
