@@ -21,7 +21,7 @@ from yishi.bot import aibot, pipeline
 from yishi.bot.channel_models import AibotStream, StreamState
 from yishi.bot.channels import aibot_routes
 from yishi.bot.models import InboundMessage, OutboundMessage, OutboundStatus
-from yishi.core import jobs
+from yishi.core import clock, jobs
 from yishi.core.clock import set_clock
 from yishi.core.config import Settings, get_settings
 from yishi.core.db import get_engine, init_db
@@ -50,6 +50,8 @@ def settings(yishi_env: Settings, monkeypatch: pytest.MonkeyPatch,
     settings = get_settings()
     init_db(settings)
     jobs.configure(settings, immediate=False)  # nothing consumes: the test drives the worker
+    start = time.time()
+    set_clock(lambda: start)  # a slow first answer must not make the stream look abandoned
     yield settings
     set_clock(None)
 
@@ -177,7 +179,7 @@ def test_late_answer_goes_once_through_response_url(
 ) -> None:
     first = _post(client, _message("m-3", "帮助", wx=wx, code="late"))
     assert first is not None
-    start = time.time()
+    start = clock.timestamp()
     set_clock(lambda: start + 30)  # WeCom stopped refreshing: the stream is no longer live
     outs = _work(settings)
     assert outs[0].status is OutboundStatus.sent
@@ -205,7 +207,7 @@ def test_answer_waiting_in_an_abandoned_stream_is_flushed_through_response_url(
     outs = _work(settings)  # handed to the stream, but WeCom never refreshes again
     assert [s.state for s in _streams(settings)] == [StreamState.ready]
     assert aibot.flush() == 0  # too soon: WeCom may still refresh
-    start = time.time()
+    start = clock.timestamp()
     set_clock(lambda: start + 30)
     assert aibot.flush() == 1
     assert aibot.flush() == 0
@@ -219,7 +221,7 @@ def test_response_url_on_another_host_is_never_called(
     payload = _message("m-5", "帮助", wx=wx)
     payload["response_url"] = f"http://127.0.0.1:{wx.port + 1}/cgi-bin/aibot/response?x=1"
     assert _post(client, payload) is not None
-    start = time.time()
+    start = clock.timestamp()
     set_clock(lambda: start + 30)
     outs = _work(settings)
     assert outs[0].status is OutboundStatus.failed
@@ -270,3 +272,19 @@ def test_two_messages_with_the_same_answer_each_get_one(
         answer = _refresh(client, reply["stream"]["id"])
         assert answer["stream"]["finish"] is True and answer["stream"]["content"] == outs[0].text
     assert wx.calls(AIBOT_RESPONSE) == []
+
+
+def test_mentions_are_stripped_and_a_bare_mention_asks_for_help() -> None:
+    from yishi.bot.channels.aibot import AibotCallback, to_incoming
+
+    def incoming(text: str, group: bool = True) -> str | None:
+        payload = {"msgid": "x1", "chattype": "group" if group else "single",
+                   "chatid": "c1", "from": {"userid": "u1"}, "msgtype": "text",
+                   "text": {"content": text}}
+        msg = to_incoming(AibotCallback(payload, "n", "1700000000", 0))
+        return None if msg is None else msg.content
+
+    assert incoming("@议事助手\u20053栋电梯坏了") == "3栋电梯坏了"  # WeCom puts U+2005 after it
+    assert incoming("@议事助手") == "帮助"
+    assert incoming("3栋电梯坏了") is None  # a group line that does not @ the bot
+    assert incoming("3栋电梯坏了", group=False) == "3栋电梯坏了"

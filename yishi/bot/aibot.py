@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 STREAM_WINDOW = timedelta(minutes=5, seconds=30)  # WeCom stops refreshing 6 min after the message
 REFRESH_GAP = timedelta(seconds=10)  # no refresh for this long: WeCom has stopped listening
+SEEN_EVERY = timedelta(seconds=1)
 RESPONSE_URL_LIFETIME = timedelta(minutes=59)  # response_url works once, for an hour
 ANSWERED_ELSEWHERE = "（答复已通过消息单独发出，请查看下一条消息。）"
 EXPIRED = "抱歉，这条消息已过期，请重新发送。"
@@ -94,17 +95,20 @@ def refresh(*, session: Session, stream_id: str, user_id: str) -> tuple[str, boo
     if row is None or row.user_id != user_id:
         return EXPIRED, True
     now = utcnow()
-    session.execute(
-        update(AibotStream).where(col(AibotStream.id) == row.id).values(refreshed_at=now)
-    )
-    taken = session.execute(
-        update(AibotStream)
-        .where(col(AibotStream.id) == row.id, col(AibotStream.state) == StreamState.ready)
-        .values(state=StreamState.answered, done_at=now)
-    )
-    session.commit()
-    session.refresh(row)
-    if taken.rowcount == 1 or row.state == StreamState.answered:  # type: ignore[attr-defined]
+    if row.state == StreamState.ready:
+        session.execute(
+            update(AibotStream)
+            .where(col(AibotStream.id) == row.id, col(AibotStream.state) == StreamState.ready)
+            .values(state=StreamState.answered, done_at=now, refreshed_at=now)
+        )
+        session.commit()
+        session.refresh(row)
+    elif row.refreshed_at is None or now - row.refreshed_at >= SEEN_EVERY:
+        # WeCom is listening: recorded at most once a second, not on every poll
+        row.refreshed_at = now
+        session.add(row)
+        session.commit()
+    if row.state == StreamState.answered:
         return row.reply_text or "", True
     if row.state in (StreamState.posted, StreamState.posting):
         return ANSWERED_ELSEWHERE, True

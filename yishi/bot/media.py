@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import re
+import threading
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -121,7 +122,7 @@ def store_photo(*, settings: Settings, data: bytes) -> tuple[str, str]:
     path = media_path(settings, sha, content_type)
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         tmp.write_bytes(data)
         os.replace(tmp, path)  # atomic: a reader never sees half a file
     return sha, content_type

@@ -209,6 +209,8 @@ def to_incoming(callback: AibotCallback) -> IncomingMessage | None:
         content, mentioned = strip_mention(content)
         if callback.chat_type == "group" and not mentioned:
             return None
+        if mentioned and not content:
+            content = "帮助"  # a bare @mention asks what the assistant can do
     elif callback.chat_type == "group":
         return None  # in a group the bot speaks only when @-mentioned in words
     quote = payload.get("quote")
