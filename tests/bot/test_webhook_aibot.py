@@ -288,3 +288,33 @@ def test_mentions_are_stripped_and_a_bare_mention_asks_for_help() -> None:
     assert incoming("@议事助手") == "帮助"
     assert incoming("3栋电梯坏了") is None  # a group line that does not @ the bot
     assert incoming("3栋电梯坏了", group=False) == "3栋电梯坏了"
+
+
+def test_staff_bind_a_group_to_a_community_and_thread(settings: Settings) -> None:
+    from yishi.api import create_app
+    from yishi.core import auth as auth_service
+    from yishi.core.db import session_scope
+    from yishi.core.models import Role
+
+    with session_scope(settings) as session:
+        staff = auth_service.create(session=session, name="居委会", role=Role.staff)
+        resident = auth_service.create(session=session, name="居民", role=Role.resident)
+        assert staff.id is not None and resident.id is not None
+        staff_token = auth_service.issue_token(session=session, user_id=staff.id)
+        resident_token = auth_service.issue_token(session=session, user_id=resident.id)
+    body = {"chat_id": "wrkSFfCgAAxxxx", "community_id": 1, "thread_id": 7, "name": "3栋业主群"}
+    with TestClient(create_app(settings, run_worker=False, warm_knowledge=False)) as client:
+        _bind(client, body, staff_token, resident_token)
+
+
+def _bind(client: TestClient, body: dict[str, Any], staff_token: str, resident_token: str) -> None:
+    refused = client.post("/api/bot/aibot/groups", json=body,
+                          headers={"Authorization": f"Bearer {resident_token}"})
+    assert refused.status_code == 403
+    headers = {"Authorization": f"Bearer {staff_token}"}
+    bound = client.post("/api/bot/aibot/groups", json=body, headers=headers)
+    assert bound.status_code == 200 and bound.json()["thread_id"] == 7
+    moved = client.post("/api/bot/aibot/groups", json=body | {"thread_id": 8}, headers=headers)
+    assert moved.status_code == 200
+    listed = client.get("/api/bot/aibot/groups", headers=headers).json()
+    assert [(g["chat_id"], g["thread_id"]) for g in listed] == [("wrkSFfCgAAxxxx", 8)]

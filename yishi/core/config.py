@@ -110,7 +110,8 @@ class Settings(BaseSettings):
     def _refuse_placeholder_secrets(self) -> Settings:
         if self.environment != "production":
             return self
-        for name in ("wechat_token", "wechat_app_secret", "wecom_secret", "admin_token"):
+        for name in ("wechat_token", "wechat_app_secret", "wecom_secret", "admin_token",
+                     "wecom_aibot_token"):
             value = getattr(self, name)
             if value is not None and value.get_secret_value().lower() in PLACEHOLDER_SECRETS:
                 raise ValueError(f"YISHI_{name.upper()} is a placeholder; set a real secret")
