@@ -214,7 +214,8 @@ def hand_over(*, settings: Settings, to_user: str, text: str, poster: ResponsePo
         if not _claim(session, stream, frm=StreamState.open, to=StreamState.posting,
                       reply_text=text):
             session.refresh(stream)
-            if stream.state in (StreamState.answered, StreamState.posted, StreamState.ready):
+            if stream.state in (StreamState.ready, StreamState.answered, StreamState.posting,
+                                StreamState.posted):
                 return "already"  # a retry of the same delivery: it is on its way or there
             raise NoConversation(stream.error or "这条消息的答复无法送达")
         return _post(session, stream, text, poster)
