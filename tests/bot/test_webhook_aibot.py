@@ -38,9 +38,11 @@ def wx() -> Iterator[FakeWeChatServer]:
         yield server
 
 
-@pytest.fixture
-def settings(yishi_env: Settings, monkeypatch: pytest.MonkeyPatch,
+@pytest.fixture(params=["sqlite", "postgres"])
+def settings(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
              wx: FakeWeChatServer) -> Iterator[Settings]:
+    # Every test runs on SQLite and on the machine's PostgreSQL (dedupe is the database's job).
+    request.getfixturevalue("yishi_env" if request.param == "sqlite" else "pg_env")
     monkeypatch.setenv("YISHI_WECOM_AIBOT_TOKEN", TOKEN)
     monkeypatch.setenv("YISHI_WECOM_AIBOT_AES_KEY", AES_KEY)
     monkeypatch.setenv("YISHI_WECOM_AIBOT_WAIT_S", "0.05")
@@ -318,3 +320,21 @@ def _bind(client: TestClient, body: dict[str, Any], staff_token: str, resident_t
     assert moved.status_code == 200
     listed = client.get("/api/bot/aibot/groups", headers=headers).json()
     assert [(g["chat_id"], g["thread_id"]) for g in listed] == [("wrkSFfCgAAxxxx", 8)]
+
+
+def test_concurrent_retries_of_one_msgid_share_one_stream(
+    client: TestClient, settings: Settings, wx: FakeWeChatServer
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    payload = _message("m-9", "帮助", wx=wx)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        replies = list(pool.map(lambda _: _post(client, payload), range(4)))
+    assert {r["stream"]["id"] for r in replies if r is not None} == {
+        s.stream_id for s in _streams(settings)
+    }
+    assert len(_streams(settings)) == 1
+    outs = _work(settings)
+    assert len(outs) == 1
+    with Session(get_engine(settings)) as session:
+        assert len(session.exec(select(InboundMessage)).all()) == 1
