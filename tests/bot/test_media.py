@@ -39,9 +39,10 @@ def wx() -> Iterator[FakeWeChatServer]:
         yield server
 
 
-@pytest.fixture
-def settings(yishi_env: Settings, monkeypatch: pytest.MonkeyPatch,
+@pytest.fixture(params=["sqlite", "postgres"])
+def settings(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
              wx: FakeWeChatServer) -> Iterator[Settings]:
+    request.getfixturevalue("yishi_env" if request.param == "sqlite" else "pg_env")
     monkeypatch.setenv("YISHI_WECHAT_TOKEN", TOKEN)
     monkeypatch.setenv("YISHI_WECHAT_APP_ID", wx.app_id)
     monkeypatch.setenv("YISHI_WECHAT_APP_SECRET", wx.app_secret)
