@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 # (module, attribute) of every router; a domain that is not installed is skipped with a warning.
 ROUTERS = (
     "yishi.bot.channels.routes",
+    "yishi.bot.channels.aibot_routes",
     "yishi.bot.routes",
     "yishi.knowledge.routes",
     "yishi.moderation.routes",

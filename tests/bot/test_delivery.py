@@ -83,20 +83,28 @@ def test_reply_arrives_once_through_the_customer_service_api(
         assert out.status is OutboundStatus.sent
 
 
-def test_window_expired_is_recorded_and_flagged_not_dropped(
+def test_window_expired_waits_for_the_next_message_and_is_listed_for_staff(
     yishi_env: Settings, monkeypatch: pytest.MonkeyPatch, wx: FakeWeChatServer
 ) -> None:
+    from yishi.bot import service as bot_service
+
     settings = _configure(monkeypatch, wx)
     jobs.configure(settings, immediate=True)
     wx.script(CUSTOM_SEND, 45015)
     pipeline.run_turn(msg=_msg("6001"))
-    with session_scope(settings) as session:
-        accepted = session.exec(select(InboundMessage)).one()
-        assert accepted.id is not None
     pipeline.deliver_outbound(1)
     with session_scope(settings) as session:
         out = session.exec(select(OutboundMessage)).one()
-        assert out.status is OutboundStatus.failed and out.errcode == 45015
+        # not "failed" while its error text says it goes out on the resident's next message
+        assert out.status is OutboundStatus.deferred and out.errcode == 45015
+        assert "下次" in (out.last_error or "")
+        assert [o.id for o in bot_service.get_flagged(session=session).outbound] == [out.id]
+    pipeline.run_turn(msg=_msg("6002"))  # the resident writes again: the window reopens
+    with session_scope(settings) as session:
+        first = session.get(OutboundMessage, 1)
+        assert first is not None and first.status is OutboundStatus.sent
+        assert bot_service.get_flagged(session=session).outbound == []
+    assert len(wx.sent(CUSTOM_SEND)) == 2
 
 
 def test_rate_limited_send_is_retried_and_then_delivered(

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
-from yishi.bot import pipeline
+from yishi.bot import media, pipeline
 from yishi.bot.engine import EngineReply
 from yishi.bot.models import InboundMessage, InboundStatus, OutboundMessage, OutboundStatus
 from yishi.bot.schemas import IncomingMessage
@@ -97,7 +97,13 @@ def test_unsupported_types_and_empty_voice_get_polite_answers(env: Settings) -> 
     img = pipeline.run_turn(
         msg=IncomingMessage(channel="web", sender="u2", msg_type="image", msg_id="9", create_time=5)
     )
-    assert img.reply == pipeline.UNSUPPORTED_NOTICE
+    assert img.reply == media.PHOTO_UNAVAILABLE  # no media API behind the web simulator
+    video = pipeline.run_turn(
+        msg=IncomingMessage(
+            channel="web", sender="u2", msg_type="video", msg_id="11", create_time=7
+        )
+    )
+    assert video.reply == media.notice_for_type("video") and "视频" in video.reply
     voice = pipeline.run_turn(
         msg=IncomingMessage(
             channel="web", sender="u2", msg_type="voice", content="", msg_id="10", create_time=6

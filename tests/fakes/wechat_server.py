@@ -1,11 +1,12 @@
 """A local WeChat API server (real HTTP on 127.0.0.1, free port) and a WeChat callback simulator.
 
 `FakeWeChatServer` speaks the endpoints Yishi calls: Official Account `/cgi-bin/token` and
-`/cgi-bin/message/custom/send`, WeCom `/cgi-bin/gettoken` and `/cgi-bin/message/send`, and the
-group robot `/cgi-bin/webhook/send?key=...`. It records token fetches and sends, issues a new
-token per fetch (the previous one stays valid, as WeChat's 5-minute overlap), enforces the
-robot's 20 messages a minute, and can be scripted to answer errcodes (40001, 42001, 45015,
-45047, 45009, -1) or HTTP 5xx.
+`/cgi-bin/message/custom/send`, WeCom `/cgi-bin/gettoken` and `/cgi-bin/message/send`, the
+group robot `/cgi-bin/webhook/send?key=...`, the AI bot's `/cgi-bin/aibot/response` (each
+`response_code` works once) and the media download `/cgi-bin/media/get` (images put with
+`put_media`). It records token fetches and sends, issues a new token per fetch (the previous
+one stays valid, as WeChat's 5-minute overlap), enforces the robot's 20 messages a minute,
+and can be scripted to answer errcodes (40001, 42001, 45015, 45047, 45009, -1) or HTTP 5xx.
 
 `CallbackSigner` builds what WeChat POSTs to our webhooks: signed plaintext or encrypted XML.
 """
@@ -32,6 +33,8 @@ WECOM_TOKEN = "wecom_token"
 WECOM_SEND = "wecom_send"
 ROBOT = "robot"
 MSG_RECORD = "msg_record"
+AIBOT_RESPONSE = "aibot_response"
+MEDIA_GET = "media_get"
 
 _PATHS = {
     "/cgi-bin/token": TOKEN,
@@ -40,6 +43,8 @@ _PATHS = {
     "/cgi-bin/message/send": WECOM_SEND,
     "/cgi-bin/webhook/send": ROBOT,
     "/customservice/msgrecord/getmsglist": MSG_RECORD,
+    "/cgi-bin/aibot/response": AIBOT_RESPONSE,
+    "/cgi-bin/media/get": MEDIA_GET,
 }
 
 
@@ -68,6 +73,8 @@ class FakeWeChatServer(ServedInThread):
     valid_tokens: set[str] = field(default_factory=set)
     _script: dict[str, deque[Any]] = field(default_factory=lambda: defaultdict(deque))
     _robot_times: deque[float] = field(default_factory=deque)
+    media: dict[str, tuple[bytes, str]] = field(default_factory=dict)
+    _used_response_codes: set[str] = field(default_factory=set)
     _counter: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -92,6 +99,15 @@ class FakeWeChatServer(ServedInThread):
         """Make every issued token invalid (the next call with one gets 42001)."""
         with self._lock:
             self.valid_tokens.clear()
+
+    def put_media(self, media_id: str, data: bytes, content_type: str = "image/jpeg") -> None:
+        """Serve `data` for `media_id` at `media/get`."""
+        with self._lock:
+            self.media[media_id] = (data, content_type)
+
+    def response_url(self, code: str = "RESPONSE_CODE") -> str:
+        """An AI bot `response_url` on this server."""
+        return f"{self.base_url}aibot/response?response_code={code}"
 
     def calls(self, endpoint: str) -> list[Recorded]:
         """The recorded calls to `endpoint`, in order (including refused ones)."""
@@ -131,6 +147,16 @@ class FakeWeChatServer(ServedInThread):
                 if endpoint is None:
                     self._answer(404, {"errcode": 404, "errmsg": "not found"})
                     return
+                if endpoint == MEDIA_GET:
+                    served = fake._media(query)
+                    if served is not None:
+                        data, content_type = served
+                        self.send_response(200)
+                        self.send_header("Content-Type", content_type)
+                        self.send_header("Content-Length", str(len(data)))
+                        self.end_headers()
+                        self.wfile.write(data)
+                        return
                 status, payload = fake._respond(endpoint, query, body)
                 self._answer(status, payload)
 
@@ -141,6 +167,16 @@ class FakeWeChatServer(ServedInThread):
         return self
 
     # ------------------------------------------------------------ behaviour
+
+    def _media(self, query: dict[str, str]) -> tuple[bytes, str] | None:
+        """The bytes of a media download, or None to answer with an errcode."""
+        with self._lock:
+            if query.get("access_token", "") not in self.valid_tokens:
+                return None
+            served = self.media.get(query.get("media_id", ""))
+            if served is not None:
+                self.requests.append(Recorded(MEDIA_GET + ":ok", query, None))
+            return served
 
     def _respond(
         self, endpoint: str, query: dict[str, str], body: dict[str, Any] | None
@@ -166,7 +202,14 @@ class FakeWeChatServer(ServedInThread):
                 return 200, self._issue("wecom")
             if endpoint == MSG_RECORD:  # 客服聊天记录: what the customer-service API accepted
                 return 200, self._message_records(body or {})
-            if endpoint == ROBOT:
+            if endpoint == AIBOT_RESPONSE:
+                response_code = query.get("response_code", "")
+                if not response_code or response_code in self._used_response_codes:
+                    return 200, {"errcode": 40001, "errmsg": "invalid response_code"}
+                self._used_response_codes.add(response_code)
+            elif endpoint == MEDIA_GET and query.get("access_token", "") in self.valid_tokens:
+                return 200, {"errcode": 40007, "errmsg": "invalid media_id"}
+            elif endpoint == ROBOT:
                 if query.get("key") != self.robot_key:
                     return 200, {"errcode": 93000, "errmsg": "invalid webhook url"}
                 now = time.monotonic()
@@ -250,6 +293,42 @@ class CallbackSigner:
             f"<Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>"
         )
         return query, body.encode()
+
+    def aibot(
+        self, payload: dict[str, Any], timestamp: int, nonce: str = "12345"
+    ) -> tuple[dict[str, str], bytes]:
+        """(query, body) of an AI bot callback: JSON `{"encrypt": ...}`, signed as WeCom does."""
+        ts = str(timestamp)
+        encrypt = self.crypto.encrypt(json.dumps(payload, ensure_ascii=False).encode())
+        query = {
+            "msg_signature": sha1_signature(self.token, ts, nonce, encrypt),
+            "timestamp": ts,
+            "nonce": nonce,
+        }
+        return query, json.dumps({"encrypt": encrypt}).encode()
+
+    def aibot_echostr(self, text: str, timestamp: int, nonce: str = "12345") -> dict[str, str]:
+        """The query of the AI bot's GET URL check for the plaintext `text`."""
+        ts = str(timestamp)
+        echostr = self.crypto.encrypt(text.encode())
+        return {
+            "msg_signature": sha1_signature(self.token, ts, nonce, echostr),
+            "timestamp": ts,
+            "nonce": nonce,
+            "echostr": echostr,
+        }
+
+    def open_aibot_reply(self, body: bytes) -> dict[str, Any]:
+        """Check and decrypt an AI bot reply as WeCom does; the plaintext JSON message."""
+        envelope = json.loads(body)
+        encrypt = envelope["encrypt"]
+        expected = sha1_signature(
+            self.token, str(envelope["timestamp"]), envelope["nonce"], encrypt
+        )
+        assert envelope["msgsignature"] == expected, "reply signature does not match"
+        plain, _ = self.crypto.decrypt(encrypt)
+        message: dict[str, Any] = json.loads(plain)
+        return message
 
 
 def text_xml(

@@ -461,6 +461,9 @@ def build_senders(settings: Settings) -> dict[str, Sender]:
         senders["wecom_robot"] = RobotWebhookSender(
             webhook_url=settings.wecom_robot_webhook_url, limiter=build_rate_limiter(settings)
         )
+    from yishi.bot.channel_adapters import build_channel_senders
+
+    senders.update(build_channel_senders(settings))  # the WeCom AI bot
     return senders
 
 

@@ -271,7 +271,12 @@ def _respond(session: Session, settings: Settings, row: InboundMessage) -> None:
             session.commit()
             return
     elif row.msg_type not in {"text", "voice"}:
-        _finish(session, row, InboundStatus.replied, UNSUPPORTED_NOTICE, kind="notice")
+        from yishi.bot import media  # photos and locations join reports; other types explained
+
+        notice = media.answer_non_text(
+            session=session, settings=settings, row=row, senders=_get_senders(settings)
+        )
+        _finish(session, row, InboundStatus.replied, notice, kind="notice")
         return
     else:
         text = row.content.strip()
@@ -328,6 +333,11 @@ def _respond(session: Session, settings: Settings, row: InboundMessage) -> None:
     row.engine = result.engine
     row.actions = list(result.actions)
     row.citations = list(result.citations)
+    from yishi.bot import media
+
+    reply += media.attach_pending(
+        session=session, settings=settings, user_id=row.user_id, actions=row.actions
+    )
 
     reply_verdict = _screen(reply, "reply")
     if reply_verdict.action == "block":
@@ -544,7 +554,7 @@ def _after_send_error(
     errcode = getattr(exc, "errcode", None)
     error = (str(exc) if errcode is not None else f"{type(exc).__name__}: {exc}")[:2000]
     now = utcnow()
-    if errcode == 45047:  # quota of the window used up: wait for the resident's next message
+    if errcode in (45015, 45047):  # window closed or quota used: wait for the next message
         _release_outbound(
             session, out, status=OutboundStatus.deferred, errcode=errcode, last_error=error
         )

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-Channel = Literal["wechat_mp", "wecom", "web", "cli"]
+Channel = Literal["wechat_mp", "wecom", "wecom_aibot", "web", "cli"]
 
 
 class IncomingMessage(BaseModel):

@@ -74,6 +74,16 @@ class Settings(BaseSettings):
     wecom_api_base_url: str = "https://qyapi.weixin.qq.com/cgi-bin/"
     wecom_robot_webhook_url: str | None = None  # group robot: full webhook URL with key
 
+    # WeCom 智能机器人 (AI bot): JSON callbacks at /wechat/aibot (docs/channels.md)
+    wecom_aibot_token: SecretStr | None = None
+    wecom_aibot_aes_key: SecretStr | None = None
+    # How long the first callback waits for the answer before replying with an open stream.
+    wecom_aibot_wait_s: float = 2.0
+
+    # Photos in reports: fetched through the configured API's media endpoint only (docs/channels.md)
+    media_max_bytes: int = 10 * 1024 * 1024
+    media_attach_minutes: int = 30  # a photo joins a report made this recently (or the next one)
+
     # LLM (any OpenAI-compatible endpoint)
     llm_base_url: str | None = None
     llm_model: str | None = None
@@ -135,7 +145,8 @@ class Settings(BaseSettings):
     def _refuse_placeholder_secrets(self) -> Settings:
         if self.environment != "production":
             return self
-        for name in ("wechat_token", "wechat_app_secret", "wecom_secret", "admin_token"):
+        for name in ("wechat_token", "wechat_app_secret", "wecom_secret", "admin_token",
+                     "wecom_aibot_token"):
             value = getattr(self, name)
             if value is not None and value.get_secret_value().lower() in PLACEHOLDER_SECRETS:
                 raise ValueError(f"YISHI_{name.upper()} is a placeholder; set a real secret")

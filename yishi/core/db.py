@@ -20,6 +20,7 @@ MODEL_MODULES = (
     "yishi.core.models",
     "yishi.bot.models",
     "yishi.bot.memory_models",
+    "yishi.bot.channel_models",
     "yishi.knowledge.models",
     "yishi.moderation.models",
     "yishi.deliberation.models",

@@ -25,7 +25,11 @@ log = logging.getLogger(__name__)
 
 # Modules whose import registers jobs.
 JOB_MODULES = (
-    "yishi.bot.pipeline", "yishi.bot.memory", "yishi.deliberation.flows", "yishi.privacy.service",
+    "yishi.bot.pipeline",
+    "yishi.bot.memory",
+    "yishi.deliberation.flows",
+    "yishi.privacy.service",
+    "yishi.bot.aibot",
 )
 
 

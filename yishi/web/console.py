@@ -15,7 +15,7 @@ from yishi.core import auth as auth_service
 from yishi.core.deps import SessionDep
 from yishi.core.errors import Unauthorized
 from yishi.core.models import Role
-from yishi.web import console_moderation, console_people, console_staff
+from yishi.web import console_media, console_moderation, console_people, console_staff
 from yishi.web.console_session import (
     AUTH_COOKIE,
     CONSOLE_PATH,
@@ -128,6 +128,7 @@ def home(actor: ConsoleUser) -> RedirectResponse:
 
 router.include_router(console_moderation.router)
 router.include_router(console_staff.router)
+router.include_router(console_media.router)  # photos attached to reports
 router.include_router(console_people.router)
 
 

@@ -42,6 +42,7 @@ EVENT_LABELS = {
     "status": "状态变更",
     "supporter": "居民附议",
     "overdue": "超期提醒",
+    "media": "居民补充照片或位置",
 }
 THREAD_STATUS_LABELS = {"open": "讨论中", "closed": "已结束"}
 COUNT_LABELS = {

@@ -77,6 +77,10 @@ def to_incoming(fields: dict[str, Any], *, channel: Channel) -> IncomingMessage:
     elif msg_type == "event":
         event = _text(fields, "Event").lower() or None
         content = _text(fields, "EventKey")
+    elif msg_type in ("image", "location"):
+        from yishi.bot.media import content_for
+
+        content = content_for(msg_type, fields)
     else:
         content = ""
     agent_id = _text(fields, "AgentID") or None
