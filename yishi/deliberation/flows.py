@@ -25,12 +25,9 @@ log = logging.getLogger(__name__)
 
 
 def _notify(session: Session, user_id: str, text: str) -> bool:
-    """Queue a message through the bot's outbox; False if the bot domain is not there."""
-    try:
-        from yishi.bot import outbox
-    except ImportError:
-        log.warning("bot outbox unavailable; notification to %s dropped", user_id)
-        return False
+    """Queue a message through the bot's outbox (True: one message queued)."""
+    from yishi.bot import outbox  # imported late: the bot domain imports this module's jobs
+
     outbox.notify(session=session, user_id=user_id, text=text)
     return True
 
@@ -243,10 +240,8 @@ def release_held(session: Session, item: Any) -> None:
 
 def register_moderation_handlers() -> None:
     """Let moderators' approvals release held deliberation messages and reports."""
-    try:
-        from yishi.moderation import service as moderation_service
-    except ImportError:
-        return
+    from yishi.moderation import service as moderation_service
+
     moderation_service.register_release_handler(MODERATION_SOURCE, release_held)
 
 

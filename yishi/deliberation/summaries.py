@@ -90,12 +90,10 @@ def run_math(votes: Sequence[VoteRow]) -> MathView:
     voters = {voter for voter, _sid, _value in votes}
     result = None
     if len(voters) >= 2 and votes:
-        try:
-            from yishi.deliberation import consensus as consensus_math
+        from yishi.deliberation import consensus as consensus_math
 
+        try:
             result = consensus_math.compute(list(votes))
-        except ImportError:
-            result = None
         except Exception:  # tiny or degenerate matrices; the counts still make a summary
             log.warning("consensus math failed; summarising from counts", exc_info=True)
             result = None
