@@ -142,15 +142,9 @@ def _get_senders(settings: Settings) -> dict[str, Any]:
 def _get_limiter(settings: Settings) -> Any:
     global _limiter
     if _limiter is None:
-        from yishi.bot.adapters import LocalRateLimiter, RedisRateLimiter
+        from yishi.bot.adapters import build_rate_limiter
 
-        per_minute = settings.resident_messages_per_minute
-        if settings.redis_url:
-            import redis
-
-            _limiter = RedisRateLimiter(redis.Redis.from_url(settings.redis_url), per_minute)
-        else:
-            _limiter = LocalRateLimiter(per_minute)
+        _limiter = build_rate_limiter(settings, per_minute=settings.resident_messages_per_minute)
     return _limiter
 
 
