@@ -153,7 +153,8 @@ def _count(fig: StatementFigures, value: int | float) -> None:
 def check_claim(
     claim: Claim, *, messages: dict[int, str], statements: dict[int, str]
 ) -> str | None:
-    """Why a claim fails the citation check, or None when every id exists and quotes verbatim."""
+    """Why a claim fails the citation check, or None when every cited id exists and the claim
+    quotes at least one cited item verbatim (an unquoted claim cannot be checked: dropped)."""
     if not claim.text.strip():
         return "空的论断"
     if not claim.cites:
@@ -161,6 +162,8 @@ def check_claim(
     for ref in claim.cites:
         if _lookup(ref, messages, statements) is None:
             return f"引用的编号 {ref} 在本议题中不存在"
+    if not claim.quotes:
+        return "没有附上所引用内容的原文"
     for quote in claim.quotes:
         if quote.ref not in claim.cites:
             return f"引文出处 {quote.ref} 不在该论断的引用列表中"
