@@ -18,10 +18,12 @@ from yishi.core.db import session_scope
 from yishi.core.jobs import job
 from yishi.core.models import Role, User
 from yishi.deliberation import issues, proposals, threads
-from yishi.deliberation.models import Issue, Proposal, ThreadMessage
+from yishi.deliberation.models import HeldIssue, Issue, Proposal, ThreadMessage
 from yishi.deliberation.schemas import STATUS_LABELS, IssueRecorded
 
 log = logging.getLogger(__name__)
+
+HELD_ISSUE_REF = "held_issue:"  # review item source_ref → deliberation_held_issue.id
 
 
 def _notify(session: Session, user_id: str, text: str) -> bool:
@@ -195,11 +197,13 @@ def record_screened_issue(*, session: Session, actor: Actor, text: str,
     """Screen a resident's report; record it redacted, or hold it until a moderator approves."""
     verdict = _screen(text)
     if verdict.action != "allow":
-        payload = json.dumps({"category": category, "location": location, "urgency": urgency,
-                              "media": list(media), "channel": actor.channel},
-                             ensure_ascii=False)
+        held = HeldIssue(payload={"category": category, "location": location,
+                                  "urgency": urgency, "media": list(media),
+                                  "channel": actor.channel})
+        session.add(held)
+        session.flush()
         _hold(session, text=text, verdict=verdict, sender_id=actor.user_id,
-              ref=f"issue:{payload}"[:200])
+              ref=f"{HELD_ISSUE_REF}{held.id}")
         return Screened(held=True, notice=_notice(verdict))
     recorded = issues.record_issue(session=session, actor=actor, text=verdict.redacted or text,
                                    category=category, location=location, urgency=urgency,
@@ -223,11 +227,8 @@ def release_held(session: Session, item: Any) -> None:
             session.add(statement)
         session.commit()
         threads.set_message_visible(session=session, message_id=message.id or 0, visible=True)
-    elif ref.startswith("issue:"):
-        try:
-            extra = json.loads(ref.split(":", 1)[1])
-        except ValueError:
-            extra = {}
+    elif ref.startswith(("issue:", HELD_ISSUE_REF)):
+        extra = _held_issue_fields(session, ref)
         actor = Actor(user_id=item.sender_id, role=Role.resident,
                       channel=extra.get("channel") or item.sender_id.split(":", 1)[0])
         recorded = issues.record_issue(session=session, actor=actor, text=text,
@@ -236,6 +237,16 @@ def release_held(session: Session, item: Any) -> None:
                                        urgency=extra.get("urgency"),
                                        media=extra.get("media") or ())
         _notify(session, item.sender_id, recorded.notice)
+
+
+def _held_issue_fields(session: Session, ref: str) -> dict[str, Any]:
+    if ref.startswith(HELD_ISSUE_REF):
+        held = session.get(HeldIssue, int(ref.removeprefix(HELD_ISSUE_REF)))
+        return dict(held.payload) if held is not None else {}
+    try:  # held before the fields had their own table: the JSON rode in the (short) ref
+        return dict(json.loads(ref.split(":", 1)[1]))
+    except ValueError:
+        return {}
 
 
 def register_moderation_handlers() -> None:
