@@ -179,9 +179,10 @@ def test_summary_over_http_uses_the_configured_llm(api, monkeypatch: pytest.Monk
     from yishi.core.config import get_settings
 
     client, h = api
-    tid = client.post("/api/deliberation/threads",
-                      json={"title": "停车收费", "question": "地面车位怎么收费？",
-                            "statements": ["按月收费", "访客免费"]}, headers=h["staff"]).json()["id"]
+    created = client.post("/api/deliberation/threads",
+                          json={"title": "停车收费", "question": "地面车位怎么收费？",
+                                "statements": ["按月收费", "访客免费"]}, headers=h["staff"])
+    tid = created.json()["id"]
     sid = client.get(f"/api/deliberation/threads/{tid}/statements",
                      headers=h["resident"]).json()[0]["id"]
     for who in ("resident", "resident2"):

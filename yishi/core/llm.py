@@ -57,7 +57,8 @@ class ChatModel(Protocol):
 def bind_tools(model: ChatModel, tools: Sequence[dict[str, Any]]) -> Any:
     """`model` with `tools` bound, or a clear error when the model cannot call tools."""
     if not model.supports_tools:
-        raise Invalid("当前大模型不支持工具调用", hint="请换用支持工具调用的模型（YISHI_LLM_MODEL）")
+        raise Invalid("当前大模型不支持工具调用",
+                      hint="请换用支持工具调用的模型（YISHI_LLM_MODEL）")
     return model.bind_tools(list(tools))  # type: ignore[attr-defined]
 
 

@@ -51,7 +51,7 @@ class ChainCheck:
 
     checked: int
     broken_id: int | None = None
-    reason: str = ""
+    reason: str = ""  # "unlinked" (prev_hash is not the entry before) | "altered"
 
     @property
     def ok(self) -> bool:
@@ -70,9 +70,9 @@ def verify(*, session: Session, batch: int = 1000) -> ChainCheck:
             return ChainCheck(checked=checked)
         for entry in rows:
             if entry.prev_hash != prev:
-                return ChainCheck(checked, entry.id, "does not link to the entry before it")
+                return ChainCheck(checked, entry.id, "unlinked")
             if entry.row_hash != _hash_of(entry, prev):
-                return ChainCheck(checked, entry.id, "content does not match its hash")
+                return ChainCheck(checked, entry.id, "altered")
             prev = entry.row_hash
             checked += 1
         after = rows[-1].id or 0
