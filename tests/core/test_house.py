@@ -79,3 +79,19 @@ def test_a_missing_optional_dependency_names_its_setting(
     with pytest.raises(Invalid) as err:
         adapters.check_dependencies(Settings(redis_url="redis://127.0.0.1:6379/11"))
     assert "YISHI_REDIS_URL" in err.value.message and "redis" in (err.value.hint or "")
+
+
+def test_a_missing_router_or_job_module_stops_the_start(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
+    """A feature whose module is gone is an error at start, not a silently missing feature."""
+    from yishi import api
+    from yishi.core import jobs
+    from yishi.core.config import Settings
+
+    monkeypatch.setattr(api, "ROUTERS", (*api.ROUTERS, "yishi.bot.no_such_routes"))
+    with pytest.raises(ModuleNotFoundError, match="no_such_routes"):
+        api.create_app(Settings(data_dir=tmp_path), run_worker=False, warm_knowledge=False)
+    monkeypatch.setattr(jobs, "JOB_MODULES", ("yishi.bot.no_such_jobs",))
+    with pytest.raises(ModuleNotFoundError, match="no_such_jobs"):
+        jobs._import_job_modules()
