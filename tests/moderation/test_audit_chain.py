@@ -88,3 +88,23 @@ def test_the_application_writes_a_chained_log(any_db_env: Settings) -> None:
         check = audit.verify(session=session)
     assert len(rows) >= 2 and check.ok and check.checked == len(rows)
     assert rows[1].prev_hash == rows[0].row_hash != ""
+
+
+def test_concurrent_writers_keep_one_chain(any_db_env: Settings) -> None:
+    """Writers in several threads never give two entries the same predecessor."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    init_db(any_db_env)
+
+    def write(worker: int) -> None:
+        for i in range(8):
+            with session_scope(any_db_env) as session:
+                session.exec(select(ModerationDecision).limit(1)).all()  # a read comes first
+                audit.seal(session=session, entry=ModerationDecision(
+                    actor_id=f"web:mod{worker}", action="approve", reason=str(i)))
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(write, range(4)))
+    with session_scope(any_db_env) as session:
+        check = audit.verify(session=session)
+    assert check.ok and check.checked == 32

@@ -33,9 +33,14 @@ def _hash_of(entry: ModerationDecision, prev_hash: str) -> str:
 
 def seal(*, session: Session, entry: ModerationDecision) -> ModerationDecision:
     """Link a new (not yet added) entry to the newest one and add it to the session."""
-    if session.get_bind().dialect.name == "postgresql":
-        # One audit writer at a time until commit, so two entries never share a predecessor.
+    # One audit writer at a time until commit, so two entries never share a predecessor.
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(727001)"))
+    elif dialect == "sqlite":
+        # pysqlite opens the transaction only at the first write, so reading the newest hash
+        # first would race: a write that touches no row takes SQLite's write lock now.
+        session.execute(text("UPDATE moderation_decision SET actor_id = actor_id WHERE 0"))
     session.flush()  # entries added earlier in this transaction come first
     last = session.exec(select(ModerationDecision.row_hash)
                         .order_by(col(ModerationDecision.id).desc()).limit(1)).first()
