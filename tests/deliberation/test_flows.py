@@ -83,7 +83,7 @@ def test_proposal_news_reaches_the_discussion(session: Session, clock: Clock) ->
 def test_a_held_report_keeps_all_its_fields_until_approved(session: Session) -> None:
     """Category, place, urgency and photos survive the hold (they no longer ride in a 200-char
     reference, which two photo addresses used to overflow)."""
-    from yishi.deliberation.models import Issue
+    from yishi.deliberation.models import HeldIssue, Issue
     from yishi.moderation import service as moderation_service
     from yishi.moderation.models import ReviewItem
 
@@ -102,3 +102,4 @@ def test_a_held_report_keeps_all_its_fields_until_approved(session: Session) -> 
     assert (issue.category, issue.urgency, list(issue.media or [])) == ("garbage", "high",
                                                                       media)
     assert "3栋" in (issue.location or "")
+    assert session.exec(select(HeldIssue)).all() == []  # no second copy once released

@@ -242,7 +242,10 @@ def release_held(session: Session, item: Any) -> None:
 def _held_issue_fields(session: Session, ref: str) -> dict[str, Any]:
     if ref.startswith(HELD_ISSUE_REF):
         held = session.get(HeldIssue, int(ref.removeprefix(HELD_ISSUE_REF)))
-        return dict(held.payload) if held is not None else {}
+        if held is None:
+            return {}
+        session.delete(held)  # the issue now holds these fields; keep no second copy
+        return dict(held.payload)
     try:  # held before the fields had their own table: the JSON rode in the (short) ref
         return dict(json.loads(ref.split(":", 1)[1]))
     except ValueError:
