@@ -105,6 +105,8 @@ def pg_clean_engine(pg_engine: Engine) -> Engine:
     from sqlmodel import SQLModel
 
     with pg_engine.begin() as conn:
+        # The audit log's append-only trigger refuses DELETE; only this fixture may bypass it.
+        conn.execute(text("SET LOCAL session_replication_role = replica"))
         for table in reversed(SQLModel.metadata.sorted_tables):
             conn.execute(table.delete())
     return pg_engine
