@@ -89,7 +89,7 @@ def test_abusive_report_is_held_not_recorded(api, sqlite_engine: Engine) -> None
     assert r["held"] and r["issue"] is None and r["notice"]
     with Session(sqlite_engine) as s:
         item = s.exec(select(ReviewItem)).one()
-        assert item.source == "deliberation" and (item.source_ref or "").startswith("issue:")
+        assert item.source == "deliberation" and (item.source_ref or "").startswith("held_issue:")
 
 
 def test_responsibility_admin_api(api) -> None:
