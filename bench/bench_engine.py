@@ -13,6 +13,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -107,7 +108,7 @@ def bench_agent(turns: int) -> None:
         engine = make_engine(f"sqlite:///{tmp}/agent.db")
         create_all(engine)
         agent = AgentEngine(settings)
-        bare = build_chat_model(settings)
+        bare: Any = build_chat_model(settings)  # streams (supports_streaming)
         with Session(engine, expire_on_commit=False) as session:
             for _ in range(5):  # warm both paths
                 llm.enqueue(text("您好，请问有什么可以帮您？"), text("您好"))

@@ -182,6 +182,8 @@ def pg_clean_engine(pg_engine: Engine) -> Engine:
     from sqlmodel import SQLModel
 
     with pg_engine.begin() as conn:
+        # The audit log's append-only trigger refuses DELETE; only this fixture may bypass it.
+        conn.execute(text("SET LOCAL session_replication_role = replica"))
         for table in reversed(SQLModel.metadata.sorted_tables):
             conn.execute(table.delete())
         # Identities restart at 1, as on a fresh SQLite file (setval is cheap; TRUNCATE is not).

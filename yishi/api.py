@@ -19,11 +19,12 @@ from yishi.core import jobs
 from yishi.core.config import Settings, get_settings
 from yishi.core.db import init_db
 from yishi.core.errors import YishiError
+from yishi.core.llm import build_chat_model
 from yishi.privacy import logs as privacy_logs
 
 log = logging.getLogger(__name__)
 
-# (module, attribute) of every router; a domain that is not installed is skipped with a warning.
+# The module of every router; each must import (an import error stops the app at start).
 ROUTERS = (
     "yishi.bot.channels.routes",
     "yishi.bot.channels.aibot_routes",
@@ -65,9 +66,11 @@ def _held(settings: Settings) -> dict[str, Any] | None:
 def prepare_process(settings: Settings) -> None:
     """Per-process set-up shared by the API and the worker: moderation models and hooks."""
     from yishi.bot import pipeline
+    from yishi.core import adapters as core_adapters
     from yishi.moderation import adapters as moderation_adapters
     from yishi.moderation import service as moderation_service
 
+    core_adapters.check_dependencies(settings)
     moderation_service.warm_up()
     moderation_service.set_judge(moderation_adapters.build_judge(settings))
     pipeline.register_release_handlers()
@@ -78,6 +81,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     init_db(settings)
     prepare_process(settings)
+    app.state.chat_model = build_chat_model(settings) if settings.llm_enabled else None
     huey = jobs.configure(settings)
     if not jobs.broker_status(settings)["ok"]:  # named at start, and /healthz answers 503
         log.error("job broker at %s unreachable", jobs.redact_url(settings.redis_url or "SQLite"))
@@ -160,12 +164,6 @@ def create_app(
         return JSONResponse(body, status_code=200 if healthy else 503)
 
     for module_name in ROUTERS:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            log.warning("router %s is not available", module_name)
-            continue
-        app.include_router(module.router)
+        # A router that fails to import is a broken feature: fail at start, never skip it.
+        app.include_router(importlib.import_module(module_name).router)
     return app

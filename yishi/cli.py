@@ -251,13 +251,7 @@ def users_role(
 
 def _register_domains() -> None:
     for name in DOMAIN_CLIS:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
-        module.register(app, eval_app)
+        importlib.import_module(name).register(app, eval_app)
 
 
 _register_domains()

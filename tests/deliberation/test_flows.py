@@ -78,3 +78,28 @@ def test_proposal_news_reaches_the_discussion(session: Session, clock: Clock) ->
     proposals.cast_ballot(session=session, actor=resident(1), proposal_id=pk(p), choice="agree")
     flows.close_proposal_voting(session=session, actor=staff(), proposal_id=pk(p))
     assert all("通过" in m.text for m in _outbox(session)[2:]) and len(_outbox(session)) == 4
+
+
+def test_a_held_report_keeps_all_its_fields_until_approved(session: Session) -> None:
+    """Category, place, urgency and photos survive the hold (they no longer ride in a 200-char
+    reference, which two photo addresses used to overflow)."""
+    from yishi.deliberation.models import HeldIssue, Issue
+    from yishi.moderation import service as moderation_service
+    from yishi.moderation.models import ReviewItem
+
+    flows.register_moderation_handlers()
+    media = [f"https://files.example.org/photos/{i}/" + "a" * 120 + ".jpg" for i in range(2)]
+    out = flows.record_screened_issue(
+        session=session, actor=Actors.resident(1), text="楼上那个傻逼把垃圾堆在3栋楼道",
+        category="garbage", location="3栋2单元楼道", urgency="high", media=media)
+    session.commit()
+    assert out.held and out.recorded is None
+    item = session.exec(select(ReviewItem)).one()
+    assert len(item.source_ref or "") <= 200
+    moderation_service.edit_and_approve(session=session, actor=Actors.moderator(),
+                                        item_id=pk(item), text="楼上邻居把垃圾堆在3栋楼道")
+    issue = session.exec(select(Issue)).one()
+    assert (issue.category, issue.urgency, list(issue.media or [])) == ("garbage", "high",
+                                                                      media)
+    assert "3栋" in (issue.location or "")
+    assert session.exec(select(HeldIssue)).all() == []  # no second copy once released

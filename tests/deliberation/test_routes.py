@@ -89,7 +89,7 @@ def test_abusive_report_is_held_not_recorded(api, sqlite_engine: Engine) -> None
     assert r["held"] and r["issue"] is None and r["notice"]
     with Session(sqlite_engine) as s:
         item = s.exec(select(ReviewItem)).one()
-        assert item.source == "deliberation" and (item.source_ref or "").startswith("issue:")
+        assert item.source == "deliberation" and (item.source_ref or "").startswith("held_issue:")
 
 
 def test_responsibility_admin_api(api) -> None:
@@ -168,3 +168,38 @@ def test_votes_and_summary_over_http(api) -> None:
     draft = client.post("/api/deliberation/proposals",
                         json={"summary_id": summary["summary_id"]}, headers=h["staff"]).json()
     assert draft["status"] == "draft" and draft["thread_id"] == tid
+
+
+def test_summary_over_http_uses_the_configured_llm(api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With YISHI_LLM_* set, the API's summaries are written by the model (not offline)."""
+    import json
+
+    from tests.fakes.openai_server import FakeOpenAIServer
+    from tests.fakes.openai_server import text as scripted
+    from yishi.core.config import get_settings
+
+    client, h = api
+    created = client.post("/api/deliberation/threads",
+                          json={"title": "停车收费", "question": "地面车位怎么收费？",
+                                "statements": ["按月收费", "访客免费"]}, headers=h["staff"])
+    tid = created.json()["id"]
+    sid = client.get(f"/api/deliberation/threads/{tid}/statements",
+                     headers=h["resident"]).json()[0]["id"]
+    for who in ("resident", "resident2"):
+        client.post(f"/api/deliberation/statements/{sid}/vote", json={"value": "agree"},
+                    headers=h[who])
+    reply = {"groups": [], "divisive": [], "open_questions": [], "next_steps": [],
+             "consensus": [{"text": "都同意按月收费", "cites": [f"s{sid}"],
+                            "quotes": [{"ref": f"s{sid}", "text": "按月收费"}]}]}
+    with FakeOpenAIServer() as server:
+        server.enqueue(scripted(json.dumps(reply, ensure_ascii=False)))
+        monkeypatch.setenv("YISHI_LLM_BASE_URL", server.base_url)
+        monkeypatch.setenv("YISHI_LLM_MODEL", "fake-model")
+        monkeypatch.setenv("YISHI_LLM_MAX_RETRIES", "0")
+        get_settings.cache_clear()
+        summary = client.post("/api/deliberation/summaries", json={"thread_id": tid},
+                              headers=h["staff"]).json()
+        calls = len(server.history)
+    assert calls == 1
+    assert summary["engine"] == "llm"
+    assert [c["text"] for c in summary["consensus"]] == ["都同意按月收费"]

@@ -103,6 +103,8 @@ def test_citation_check_rejects_invented_ids_and_quotes() -> None:
         Claim(text="改写引文", cites=["s5"], quotes=[Quote(ref="s5", text="维修费用平均分摊")]),
         Claim(text="引文出处未列出", cites=["m1"], quotes=[Quote(ref="s5", text="按面积分摊")]),
         Claim(text="跨议题编号", cites=["m2"]),
+        Claim(text="真实编号但没有引文", cites=["m1"]),
+        Claim(text="引文为空白", cites=["m1"], quotes=[Quote(ref="m1", text=" ")]),
     ]
     for claim in bad:
         assert summaries.check_claim(claim, messages=messages, statements=statements) is not None

@@ -64,3 +64,19 @@ def test_passage_text_carries_title_and_chapter() -> None:
     doc = LoadedDocument(source="a.md", title="甲·乙编", text="# 第一章 总则\n第一条 内容。")
     chunk = chunk_document(doc)[0]
     assert passage_text(chunk).startswith("甲 乙编 第一章 总则\n第一条")
+
+
+def test_sample_bylaw_follows_civil_code_278_on_the_maintenance_fund() -> None:
+    """Using the maintenance fund needs a simple double majority (item 5); raising it ¾."""
+    from pathlib import Path
+
+    import yishi.knowledge
+
+    path = Path(yishi.knowledge.__file__).parent / "samples" / "议事规则.md"
+    art = {c.article: c for c in chunk_document(load_file(path))}["第八条"].text
+    three_quarters, _, majority = art.partition("四分之三以上的业主同意")
+    assert majority, "the ¾ clause is missing"
+    last_clause = three_quarters.rsplit("；", 1)[-1]
+    assert "筹集建筑物及其附属设施的维修资金" in last_clause
+    assert "使用" not in last_clause
+    assert "使用建筑物及其附属设施的维修资金" in majority and "过半数" in majority

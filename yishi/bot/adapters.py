@@ -25,6 +25,7 @@ from wechatpy.work.client import WeChatClient as WorkClient
 
 from yishi.bot.text import split_for_wechat
 from yishi.bot.token_cache import AccessTokens, TokenCache, build_token_cache
+from yishi.core.adapters import redis_client
 from yishi.core.config import Settings
 
 log = logging.getLogger(__name__)
@@ -427,13 +428,11 @@ class RobotWebhookSender:
                 raise WeChatApiError(SYSTEM_BUSY, "response is not JSON") from exc
 
 
-def build_rate_limiter(settings: Settings) -> RateLimiter:
+def build_rate_limiter(settings: Settings, *, per_minute: int = ROBOT_PER_MINUTE) -> RateLimiter:
     """Shared in Redis when `settings.redis_url` is set, else in this process."""
     if settings.redis_url:
-        import redis
-
-        return RedisRateLimiter(redis.Redis.from_url(settings.redis_url))
-    return LocalRateLimiter()
+        return RedisRateLimiter(redis_client(settings.redis_url), per_minute)
+    return LocalRateLimiter(per_minute)
 
 
 def build_senders(settings: Settings) -> dict[str, Sender]:

@@ -19,7 +19,7 @@ from yishi.bot.text import finalise_reply
 from yishi.bot.tools import ToolContext, openai_tool_schemas, run_tool
 from yishi.core.auth import Actor
 from yishi.core.config import Settings
-from yishi.core.llm import Usage, build_chat_model
+from yishi.core.llm import Usage, bind_tools, build_chat_model
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class AgentEngine:
     def model(self) -> Any:
         """The tool-bound chat model (built on first use)."""
         if self._model is None:
-            self._model = build_chat_model(self.settings).bind_tools(openai_tool_schemas())
+            self._model = bind_tools(build_chat_model(self.settings), openai_tool_schemas())
         return self._model
 
     def respond(
@@ -123,7 +123,7 @@ class AgentEngine:
 
     # ------------------------------------------------------------------ the loop
     def _messages(self, ctx: ToolContext, mem: memory_service.Memory, text: str) -> list[Any]:
-        from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+        from yishi.core.adapters import AIMessage, HumanMessage, SystemMessage
 
         messages: list[Any] = [SystemMessage(system_prompt(
             community=self.settings.community_name, role=ctx.actor.role.value))]
@@ -139,7 +139,7 @@ class AgentEngine:
 
     def _loop(self, ctx: ToolContext, mem: memory_service.Memory, text: str,
               usage: Usage) -> str:
-        from langchain_core.messages import ToolMessage
+        from yishi.core.adapters import ToolMessage
 
         messages = self._messages(ctx, mem, text)
         _ = self.model  # build the client (imports, TLS set-up) before the turn's clock starts

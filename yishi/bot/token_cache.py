@@ -250,9 +250,9 @@ class RedisTokenStore:
 def build_token_cache(settings: Settings) -> TokenCache:
     """Redis when `settings.redis_url` is set, else the database."""
     if settings.redis_url:
-        import redis
+        from yishi.core.adapters import redis_client
 
-        return TokenCache(RedisTokenStore(redis.Redis.from_url(settings.redis_url)))
+        return TokenCache(RedisTokenStore(redis_client(settings.redis_url)))
     from yishi.core.db import get_engine
 
     return TokenCache(DbTokenStore(get_engine(settings)))

@@ -33,11 +33,7 @@ _engines: dict[str, Engine] = {}
 def import_all_models() -> None:
     """Import every domain's tables so that SQLModel.metadata knows them."""
     for name in MODEL_MODULES:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:  # a domain without tables yet
-            if exc.name != name:
-                raise
+        importlib.import_module(name)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

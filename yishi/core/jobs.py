@@ -62,11 +62,7 @@ def job(
 
 def _import_job_modules() -> None:
     for module in JOB_MODULES:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
+        importlib.import_module(module)
 
 
 def build_huey(settings: Settings, *, immediate: bool | None = None) -> Huey:

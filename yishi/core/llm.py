@@ -1,10 +1,11 @@
-"""The LLM backend: a LangChain chat model for any OpenAI-compatible endpoint, with timeouts,
-bounded retries, and token usage counted per turn."""
+"""The LLM backend: a small chat-model protocol (built by `core.adapters` for any
+OpenAI-compatible endpoint, with timeouts and bounded retries) and token usage per turn."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from yishi.core.config import Settings
 from yishi.core.errors import Invalid
@@ -39,24 +40,42 @@ class Usage:
                 "total_tokens": self.total_tokens, "calls": self.calls}
 
 
+@runtime_checkable
+class ChatModel(Protocol):
+    """A chat model: `invoke(messages)` returns a reply with `.content`; the flags say whether
+    it can call tools (`bind_tools`) and stream (`stream`)."""
+
+    @property
+    def supports_tools(self) -> bool: ...
+
+    @property
+    def supports_streaming(self) -> bool: ...
+
+    def invoke(self, input: Any, /, *args: Any, **kwargs: Any) -> Any: ...
+
+
+def bind_tools(model: ChatModel, tools: Sequence[dict[str, Any]]) -> Any:
+    """`model` with `tools` bound, or a clear error when the model cannot call tools."""
+    if not model.supports_tools:
+        raise Invalid("当前大模型不支持工具调用",
+                      hint="请换用支持工具调用的模型（YISHI_LLM_MODEL）")
+    return model.bind_tools(list(tools))  # type: ignore[attr-defined]
+
+
 def build_chat_model(
     settings: Settings, *, timeout: float | None = None, max_retries: int | None = None,
     temperature: float = 0.2,
-) -> Any:
-    """A `ChatOpenAI` for `YISHI_LLM_BASE_URL` / `_MODEL` / `_API_KEY` (OpenAI, DeepSeek, Qwen,
+) -> ChatModel:
+    """A chat model for `YISHI_LLM_BASE_URL` / `_MODEL` / `_API_KEY` (OpenAI, DeepSeek, Qwen,
     vLLM, llama.cpp, Ollama: anything that speaks the OpenAI chat completions API)."""
     if not settings.llm_enabled:
         raise Invalid("未配置大模型", hint="设置 YISHI_LLM_BASE_URL 和 YISHI_LLM_MODEL 后再试")
-    from langchain_openai import ChatOpenAI
+    from yishi.core import adapters
 
-    # Local servers (llama.cpp, Ollama) accept any key, but the client insists on one.
-    key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else "not-needed"
-    return ChatOpenAI(
-        model=str(settings.llm_model),
-        base_url=settings.llm_base_url,
-        api_key=key,  # type: ignore[arg-type]
+    model: ChatModel = adapters.build_openai_chat_model(
+        settings,
         timeout=settings.llm_timeout if timeout is None else timeout,
         max_retries=settings.llm_max_retries if max_retries is None else max_retries,
         temperature=temperature,
-        stream_usage=True,
     )
+    return model

@@ -276,17 +276,11 @@ def proposals_tally(proposal_id: Annotated[int, typer.Argument(help="Proposal nu
 
 
 def register(app: typer.Typer, eval_app: typer.Typer) -> None:
-    """Add the deliberation commands (and the consensus math's, when present) to `yishi`."""
+    """Add the deliberation commands (and the consensus math's) to `yishi`."""
     app.add_typer(issues_app, name="issues")
     app.add_typer(responsibility_app, name="responsibility")
     app.add_typer(threads_app, name="threads")
     app.add_typer(proposals_app, name="proposals")
-    try:
-        from yishi.deliberation.consensus_cli import register_consensus
-    except ModuleNotFoundError as exc:
-        if exc.name != "yishi.deliberation.consensus_cli":
-            raise
-    except ImportError:  # the module exists but is not finished yet
-        pass
-    else:
-        register_consensus(app)
+    from yishi.deliberation.consensus_cli import register_consensus
+
+    register_consensus(app)

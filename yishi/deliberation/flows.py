@@ -18,19 +18,18 @@ from yishi.core.db import session_scope
 from yishi.core.jobs import job
 from yishi.core.models import Role, User
 from yishi.deliberation import issues, proposals, threads
-from yishi.deliberation.models import Issue, Proposal, ThreadMessage
+from yishi.deliberation.models import HeldIssue, Issue, Proposal, ThreadMessage
 from yishi.deliberation.schemas import STATUS_LABELS, IssueRecorded
 
 log = logging.getLogger(__name__)
 
+HELD_ISSUE_REF = "held_issue:"  # review item source_ref → deliberation_held_issue.id
+
 
 def _notify(session: Session, user_id: str, text: str) -> bool:
-    """Queue a message through the bot's outbox; False if the bot domain is not there."""
-    try:
-        from yishi.bot import outbox
-    except ImportError:
-        log.warning("bot outbox unavailable; notification to %s dropped", user_id)
-        return False
+    """Queue a message through the bot's outbox (True: one message queued)."""
+    from yishi.bot import outbox  # imported late: the bot domain imports this module's jobs
+
     outbox.notify(session=session, user_id=user_id, text=text)
     return True
 
@@ -209,11 +208,13 @@ def record_screened_issue(*, session: Session, actor: Actor, text: str,
     """Screen a resident's report; record it redacted, or hold it until a moderator approves."""
     verdict = _screen(text)
     if verdict.action != "allow":
-        payload = json.dumps({"category": category, "location": location, "urgency": urgency,
-                              "media": list(media), "channel": actor.channel},
-                             ensure_ascii=False)
+        held = HeldIssue(payload={"category": category, "location": location,
+                                  "urgency": urgency, "media": list(media),
+                                  "channel": actor.channel})
+        session.add(held)
+        session.flush()
         _hold(session, text=text, verdict=verdict, sender_id=actor.user_id,
-              ref=f"issue:{payload}"[:200])
+              ref=f"{HELD_ISSUE_REF}{held.id}")
         return Screened(held=True, notice=_notice(verdict))
     recorded = issues.record_issue(session=session, actor=actor, text=verdict.redacted or text,
                                    category=category, location=location, urgency=urgency,
@@ -237,11 +238,8 @@ def release_held(session: Session, item: Any) -> None:
             session.add(statement)
         session.commit()
         threads.set_message_visible(session=session, message_id=message.id or 0, visible=True)
-    elif ref.startswith("issue:"):
-        try:
-            extra = json.loads(ref.split(":", 1)[1])
-        except ValueError:
-            extra = {}
+    elif ref.startswith(("issue:", HELD_ISSUE_REF)):
+        extra = _held_issue_fields(session, ref)
         actor = Actor(user_id=item.sender_id, role=Role.resident,
                       channel=extra.get("channel") or item.sender_id.split(":", 1)[0])
         recorded = issues.record_issue(session=session, actor=actor, text=text,
@@ -252,12 +250,23 @@ def release_held(session: Session, item: Any) -> None:
         _notify(session, item.sender_id, recorded.notice)
 
 
+def _held_issue_fields(session: Session, ref: str) -> dict[str, Any]:
+    if ref.startswith(HELD_ISSUE_REF):
+        held = session.get(HeldIssue, int(ref.removeprefix(HELD_ISSUE_REF)))
+        if held is None:
+            return {}
+        session.delete(held)  # the issue now holds these fields; keep no second copy
+        return dict(held.payload)
+    try:  # held before the fields had their own table: the JSON rode in the (short) ref
+        return dict(json.loads(ref.split(":", 1)[1]))
+    except ValueError:
+        return {}
+
+
 def register_moderation_handlers() -> None:
     """Let moderators' approvals release held deliberation messages and reports."""
-    try:
-        from yishi.moderation import service as moderation_service
-    except ImportError:
-        return
+    from yishi.moderation import service as moderation_service
+
     moderation_service.register_release_handler(MODERATION_SOURCE, release_held)
 
 

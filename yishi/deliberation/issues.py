@@ -66,19 +66,13 @@ PRIVATE_CATEGORIES = (Category.neighbour_dispute.value, Category.elderly_care.va
 
 # --- redaction ---------------------------------------------------------------------------------
 
-_PHONE_RE = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)")
-_ID_RE = re.compile(r"(?<![0-9A-Za-z])\d{17}[\dXx](?![0-9A-Za-z])")
 
 
 def redact(text: str) -> str:
-    """Personal data removed, by the moderation screen (a minimal local fallback if absent)."""
-    try:
-        from yishi.moderation import service as moderation_service
-    except ImportError:  # the moderation domain is not installed yet
-        moderation_service = None  # type: ignore[assignment]
-    if moderation_service is not None and hasattr(moderation_service, "screen"):
-        return str(moderation_service.screen(text).redacted)
-    return _PHONE_RE.sub("[手机号]", _ID_RE.sub("[身份证号]", text))
+    """Personal data removed, by the moderation screen."""
+    from yishi.moderation import service as moderation_service
+
+    return str(moderation_service.screen(text).redacted)
 
 
 # --- service --------------------------------------------------------------------------------

@@ -241,3 +241,14 @@ class ProposalBallot(SQLModel, table=True):
     voter_id: str = Field(max_length=200)
     choice: str = Field(max_length=20)  # agree | disagree | abstain
     at: NaiveDatetime = Field(default_factory=utcnow)
+
+
+class HeldIssue(SQLModel, table=True):
+    """The fields of a report held for moderation (category, place, urgency, photos, channel),
+    kept whole until a moderator releases it; the review item points here by id."""
+
+    __tablename__ = "deliberation_held_issue"
+
+    id: int | None = Field(default=None, primary_key=True)
+    created_at: NaiveDatetime = Field(default_factory=utcnow)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))

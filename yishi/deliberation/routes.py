@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from sqlmodel import Session
 
 from yishi.core.clock import utcnow
+from yishi.core.config import get_settings
 from yishi.core.deps import (
     AdminActor,
     ResidentActor,
@@ -17,6 +18,7 @@ from yishi.core.deps import (
     StaffActor,
 )
 from yishi.core.errors import Invalid
+from yishi.core.llm import ChatModel, build_chat_model
 from yishi.core.models import Role
 from yishi.deliberation import flows, issues, proposals, responsibility, summaries, threads
 from yishi.deliberation.models import Issue, Proposal, Thread
@@ -75,9 +77,14 @@ def _proposal(p: Proposal) -> ProposalRead:
     return ProposalRead.model_validate(p, from_attributes=True)
 
 
-def _llm(request: Request) -> Any:
-    # The app lifespan may put a LangChain chat model here; without one summaries are offline.
-    return getattr(request.app.state, "chat_model", None)
+def _llm(request: Request) -> ChatModel | None:
+    """The app's chat model (built in the lifespan, or here on first use); None: offline."""
+    state = request.app.state
+    model: ChatModel | None = getattr(state, "chat_model", None)
+    settings = getattr(state, "settings", None) or get_settings()
+    if model is None and settings.llm_enabled:
+        model = state.chat_model = build_chat_model(settings)
+    return model
 
 
 # --- issues ---------------------------------------------------------------------------------

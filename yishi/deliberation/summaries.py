@@ -97,9 +97,9 @@ def run_math(votes: Sequence[VoteRow], *, min_group: int | None = None) -> MathV
     result = None
     note = ""
     if len(voters) >= 2 and votes:
-        try:
-            from yishi.deliberation import consensus as consensus_math
+        from yishi.deliberation import consensus as consensus_math
 
+        try:
             result = consensus_math.compute(list(votes))
             shown = consensus_math.shown_groups(
                 result, list(votes),
@@ -111,8 +111,6 @@ def run_math(votes: Sequence[VoteRow], *, min_group: int | None = None) -> MathV
             else:
                 consensus = [(int(_cid(s.comment)), s.side) for s in result.consensus]
                 result = None
-        except ImportError:
-            result = None
         except Exception:  # tiny or degenerate matrices; the counts still make a summary
             log.warning("consensus math failed; summarising from counts", exc_info=True)
             result = None
@@ -174,7 +172,8 @@ def _count(fig: StatementFigures, value: int | float) -> None:
 def check_claim(
     claim: Claim, *, messages: dict[int, str], statements: dict[int, str]
 ) -> str | None:
-    """Why a claim fails the citation check, or None when every id exists and quotes verbatim."""
+    """Why a claim fails the citation check, or None when every cited id exists and the claim
+    quotes at least one cited item verbatim (an unquoted claim cannot be checked: dropped)."""
     if not claim.text.strip():
         return "空的论断"
     if not claim.cites:
@@ -182,6 +181,8 @@ def check_claim(
     for ref in claim.cites:
         if _lookup(ref, messages, statements) is None:
             return f"引用的编号 {ref} 在本议题中不存在"
+    if not claim.quotes:
+        return "没有附上所引用内容的原文"
     for quote in claim.quotes:
         if quote.ref not in claim.cites:
             return f"引文出处 {quote.ref} 不在该论断的引用列表中"

@@ -23,6 +23,7 @@ def register(app: typer.Typer, eval_app: typer.Typer) -> None:
     """Add the moderation commands to the `yishi` app and its `eval` group."""
     moderation_app = typer.Typer(help="审核：训练分类器等", no_args_is_help=True)
     app.add_typer(moderation_app, name="moderation")
+    app.add_typer(audit_app, name="audit")
 
     @app.command("screen")
     def screen_cmd(
@@ -133,3 +134,32 @@ def register(app: typer.Typer, eval_app: typer.Typer) -> None:
                         typer.echo(f"  miss {err}")
         if as_json:
             typer.echo(json.dumps(reports, ensure_ascii=False, indent=2))
+
+
+audit_app = typer.Typer(help="审核记录：校验是否被篡改", no_args_is_help=True)
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Recompute the audit log's hash chain; exit 1 at the first entry that does not fit."""
+    from yishi.core.config import get_settings
+    from yishi.core.db import init_db, session_scope
+    from yishi.moderation import audit
+
+    settings = get_settings()
+    init_db(settings)
+    with session_scope(settings) as session:
+        check = audit.verify(session=session)
+    if check.ok:
+        typer.echo(f"审核记录完整：已校验 {check.checked} 条，未发现篡改。")
+        return
+    typer.secho(f"审核记录被改动：第 {check.checked + 1} 条记录（序号 {check.broken_id}）"
+                f"{_BROKEN_REASONS.get(check.reason, '')}，之前的 {check.checked} 条完好。",
+                fg=typer.colors.RED, err=True)
+    raise typer.Exit(1)
+
+
+_BROKEN_REASONS = {
+    "unlinked": "与前一条记录衔接不上",
+    "altered": "内容与其校验值不符",
+}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import NaiveDatetime
-from sqlalchemy import JSON, Column, UniqueConstraint, event
+from sqlalchemy import DDL, JSON, Column, UniqueConstraint, event
 from sqlmodel import Field, SQLModel
 
 from yishi.core.clock import utcnow
@@ -51,6 +51,9 @@ class ModerationDecision(SQLModel, table=True):
     action: str = Field(max_length=30)
     reason: str = ""
     details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # Hash chain (see yishi.moderation.audit): this row's content hash covers prev_hash.
+    prev_hash: str = Field(default="", max_length=64)
+    row_hash: str = Field(default="", max_length=64)
 
 
 class Strike(SQLModel, table=True):
@@ -110,3 +113,25 @@ def _refuse_update(*_: Any) -> None:
 @event.listens_for(ModerationDecision, "before_delete")
 def _refuse_delete(*_: Any) -> None:
     raise AppendOnlyViolation("the moderation audit log is append-only")
+
+
+# The database refuses UPDATE and DELETE too (raw SQL, bulk updates): the same triggers as the
+# 0006_house migration, here for schemas made by `create_all` in tests of logic.
+AUDIT_TABLE = "moderation_decision"
+SQLITE_AUDIT_TRIGGERS = tuple(
+    f"CREATE TRIGGER IF NOT EXISTS {AUDIT_TABLE}_no_{verb.lower()} BEFORE {verb} ON {AUDIT_TABLE} "
+    f"BEGIN SELECT RAISE(ABORT, 'the moderation audit log is append-only'); END"
+    for verb in ("UPDATE", "DELETE")
+)
+POSTGRES_AUDIT_TRIGGERS = (
+    "CREATE OR REPLACE FUNCTION yishi_audit_append_only() RETURNS trigger AS $$ BEGIN "
+    "RAISE EXCEPTION 'the moderation audit log is append-only'; END $$ LANGUAGE plpgsql",
+    f"CREATE TRIGGER {AUDIT_TABLE}_append_only BEFORE UPDATE OR DELETE ON {AUDIT_TABLE} "
+    "FOR EACH ROW EXECUTE FUNCTION yishi_audit_append_only()",
+)
+for _sql in SQLITE_AUDIT_TRIGGERS:
+    event.listen(ModerationDecision.__table__, "after_create",  # type: ignore[attr-defined]
+                 DDL(_sql).execute_if(dialect="sqlite"))
+for _sql in POSTGRES_AUDIT_TRIGGERS:
+    event.listen(ModerationDecision.__table__, "after_create",  # type: ignore[attr-defined]
+                 DDL(_sql).execute_if(dialect="postgresql"))

@@ -17,7 +17,7 @@ from yishi.core.auth import Actor
 from yishi.core.clock import utcnow
 from yishi.core.errors import Conflict, Forbidden, Invalid, NotFound
 from yishi.core.models import Role
-from yishi.moderation import classifier, injection, pii, spam
+from yishi.moderation import audit, classifier, injection, pii, spam
 from yishi.moderation import lexicon as lexicon_mod
 from yishi.moderation import policy as policy_mod
 from yishi.moderation.models import Appeal, ModerationDecision, Mute, ReviewItem, Strike
@@ -346,8 +346,7 @@ def _audit(
         reason=reason,
         details=details or {},
     )
-    session.add(entry)
-    return entry
+    return audit.seal(session=session, entry=entry)
 
 
 def hold(

@@ -16,7 +16,7 @@ import secrets
 import struct
 from collections.abc import Sequence
 
-from wechatpy.crypto.base import WeChatCipher
+from yishi.bot.channels.adapters import build_cipher
 
 _BLOCK = 32
 
@@ -87,7 +87,7 @@ class MessageCrypto:
             raise ValueError("at least one EncodingAESKey is needed")
         self.token = token
         self.receive_id = receive_id.encode()
-        self._ciphers = [WeChatCipher(aes_key_from_encoding_key(k)) for k in aes_keys]
+        self._ciphers = [build_cipher(aes_key_from_encoding_key(k)) for k in aes_keys]
 
     def verify(self, signature: str | None, timestamp: str, nonce: str, encrypt: str) -> bool:
         """Whether `signature` is the `msg_signature` of this Encrypt text (constant time)."""
