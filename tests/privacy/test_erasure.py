@@ -3,6 +3,7 @@ directory, the reported problem stays on the board), and what stays anonymous.""
 
 from __future__ import annotations
 
+import pytest
 from sqlmodel import select
 from typer.testing import CliRunner
 
@@ -22,6 +23,7 @@ from yishi.privacy import service as privacy_service
 from yishi.privacy.models import PrivacyEvent
 
 
+@pytest.mark.sqlite_only  # the byte search reads the embedded stack's files (SQLite, huey)
 def test_after_erasure_no_byte_of_phone_or_channel_id_is_left_and_the_issue_stays(
     env: Settings, history: History
 ) -> None:

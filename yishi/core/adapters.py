@@ -37,10 +37,10 @@ def check_dependencies(settings: Settings) -> None:
             require(module, setting=setting)
 
 
-def redis_client(url: str) -> Any:
-    """A Redis client for `url` (`redis.Redis`)."""
+def redis_client(url: str, **options: Any) -> Any:
+    """A Redis client for `url` (`redis.Redis`); `options` go to `Redis.from_url`."""
     redis = require("redis", setting="YISHI_REDIS_URL")
-    return redis.Redis.from_url(url)
+    return redis.Redis.from_url(url, **options)
 
 
 def _chat_openai_class() -> type[Any]:

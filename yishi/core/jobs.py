@@ -162,12 +162,12 @@ def _health_huey(settings: Settings) -> Huey:
     huey = _health_hueys.get(key)
     if huey is None:
         if settings.redis_url:
-            from redis import ConnectionPool
+            from yishi.core.adapters import redis_client
 
-            pool = ConnectionPool.from_url(
+            client = redis_client(
                 settings.redis_url, socket_connect_timeout=1.0, socket_timeout=2.0
             )
-            huey = RedisHuey("yishi", connection_pool=pool)
+            huey = RedisHuey("yishi", connection_pool=client.connection_pool)
         else:
             huey = Huey("yishi", storage_class=_ZeroingSqliteStorage, filename=key, fsync=False)
         huey = _health_hueys[key] = huey

@@ -5,15 +5,53 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import text
 from sqlmodel import Session, col, select
 
-from yishi.moderation.models import ModerationDecision
+from yishi.moderation.models import AuditSubject, ModerationDecision
 
 GENESIS = ""  # prev_hash of the first entry
+ERASED_SUBJECT = "erased"  # what an entry names once its resident has been erased
+
+
+def subject_ref(*, session: Session, sender_id: str) -> str:
+    """The pseudonym the audit uses for `sender_id` (created on first use)."""
+    row = session.exec(select(AuditSubject).where(AuditSubject.sender_id == sender_id)).first()
+    if row is None:
+        row = AuditSubject(pseudonym="s_" + secrets.token_hex(8), sender_id=sender_id)
+        session.add(row)
+        session.flush()
+    return row.pseudonym
+
+
+def forget_subject(*, session: Session, sender_id: str) -> str | None:
+    """Unlink a resident from every audit entry (erasure); the pseudonym that was dropped."""
+    row = session.exec(select(AuditSubject).where(AuditSubject.sender_id == sender_id)).first()
+    if row is None:
+        return None
+    session.delete(row)
+    return row.pseudonym
+
+
+def resolved(*, session: Session, entries: list[ModerationDecision]) -> list[ModerationDecision]:
+    """Detached copies of `entries` whose `subject` pseudonym is read back as `sender_id`."""
+    refs = {e.details.get("subject") for e in entries if (e.details or {}).get("subject")}
+    names = {
+        r.pseudonym: r.sender_id
+        for r in session.exec(select(AuditSubject).where(col(AuditSubject.pseudonym).in_(refs)))
+    } if refs else {}
+    out = []
+    for e in entries:
+        details = dict(e.details or {})
+        ref = details.pop("subject", None)
+        if ref is not None:
+            details["sender_id"] = names.get(ref, ERASED_SUBJECT)
+        out.append(ModerationDecision.model_validate({**e.model_dump(), "details": details}))
+    return out
 
 
 def content_hash(*, prev_hash: str, created_at: Any, review_item_id: int | None, actor_id: str,

@@ -56,6 +56,19 @@ class ModerationDecision(SQLModel, table=True):
     row_hash: str = Field(default="", max_length=64)
 
 
+class AuditSubject(SQLModel, table=True):
+    """The pseudonym under which the audit names a resident.
+
+    The audit log is append-only, so it never holds a resident's id in clear: entries name the
+    pseudonym, and erasing a resident deletes this row, which unlinks every entry at once.
+    """
+
+    __tablename__ = "moderation_audit_subject"
+
+    pseudonym: str = Field(primary_key=True, max_length=40)
+    sender_id: str = Field(max_length=200, unique=True, index=True)
+
+
 class Strike(SQLModel, table=True):
     """A strike against a sender (a blocked message or a rejected one)."""
 

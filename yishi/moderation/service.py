@@ -330,6 +330,11 @@ def register_release_handler(source: str, handler: ReleaseHandler) -> None:
     _release_handlers[source] = handler
 
 
+def _subject(session: Session, sender_id: str) -> str:
+    """The audit's pseudonym for a resident (the append-only log never names them in clear)."""
+    return audit.subject_ref(session=session, sender_id=sender_id)
+
+
 def _audit(
     session: Session,
     *,
@@ -499,7 +504,11 @@ def _strike(
         actor_id=actor_id,
         action="strike",
         reason=reason,
-        details={"sender_id": sender_id, "strike_number": len(strikes), "hours": hours},
+        details={
+            "subject": _subject(session, sender_id),
+            "strike_number": len(strikes),
+            "hours": hours,
+        },
     )
     if hours > 0 and _active_mute(session, sender_id) is None:
         mute = Mute(
@@ -515,7 +524,7 @@ def _strike(
             actor_id="system",
             action="mute",
             reason=mute.reason,
-            details={"sender_id": sender_id, "hours": hours},
+            details={"subject": _subject(session, sender_id), "hours": hours},
         )
     _tell_sender(session, sender_id, strike_notice(hours=hours, reason=reason))
 
@@ -552,7 +561,7 @@ def _void_strikes(session: Session, *, item: ReviewItem, actor_id: str, reason: 
         actor_id=actor_id,
         action="strike_voided",
         reason=reason,
-        details={"sender_id": item.sender_id, "strikes": voided},
+        details={"subject": _subject(session, item.sender_id), "strikes": voided},
     )
     return voided
 
@@ -606,7 +615,7 @@ def mute(*, session: Session, actor: Actor, sender_id: str, hours: float, reason
         actor_id=actor.user_id,
         action="mute",
         reason=reason,
-        details={"sender_id": sender_id, "hours": hours},
+        details={"subject": _subject(session, sender_id), "hours": hours},
     )
     session.commit()
     session.refresh(m)
@@ -633,7 +642,7 @@ def unmute(*, session: Session, actor: Actor, sender_id: str, reason: str = "") 
         actor_id=actor.user_id,
         action="unmute",
         reason=reason,
-        details={"sender_id": sender_id, "lifted": lifted},
+        details={"subject": _subject(session, sender_id), "lifted": lifted},
     )
     session.commit()
     return lifted
@@ -739,7 +748,7 @@ def edit_and_approve(
         actor_id=actor.user_id,
         action="edit_approve",
         reason=reason,
-        details={"edited_text": check.redacted},
+        details={"edited": True},  # the text itself stays on the item (erasable)
     )
     session.add(item)
     _void_strikes(session, item=item, actor_id=actor.user_id, reason="修改后通过，撤销违规记录")
@@ -883,4 +892,4 @@ def get_audit(
         stmt = stmt.where(ModerationDecision.review_item_id == item_id)
     if actor_id is not None:
         stmt = stmt.where(ModerationDecision.actor_id == actor_id)
-    return list(session.exec(stmt))
+    return audit.resolved(session=session, entries=list(session.exec(stmt)))

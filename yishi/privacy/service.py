@@ -45,7 +45,15 @@ from yishi.deliberation.models import (
     ThreadMessage,
     Vote,
 )
-from yishi.moderation.models import Appeal, ModerationDecision, Mute, ReviewItem, Strike
+from yishi.moderation import audit as moderation_audit
+from yishi.moderation.models import (
+    Appeal,
+    AuditSubject,
+    ModerationDecision,
+    Mute,
+    ReviewItem,
+    Strike,
+)
 from yishi.privacy.models import PrivacyEvent, PrivacyNotice
 from yishi.privacy.notice import NOTICE as NOTICE
 
@@ -256,12 +264,17 @@ class Erasure:
 
 
 def _decisions_naming(session: Session, user_id: str) -> list[ModerationDecision]:
-    needle = json.dumps(user_id)[1:-1]
+    subject = session.exec(
+        select(AuditSubject).where(AuditSubject.sender_id == user_id)
+    ).first()
+    if subject is None:
+        return []
     rows = session.exec(
-        select(ModerationDecision)
-        .where(cast(ModerationDecision.details, String).contains(needle))  # type: ignore[arg-type]
+        select(ModerationDecision).where(
+            cast(ModerationDecision.details, String).contains(subject.pseudonym)  # type: ignore[arg-type]
+        )
     ).all()
-    return [r for r in rows if r.details.get("sender_id") == user_id]
+    return [r for r in rows if r.details.get("subject") == subject.pseudonym]
 
 
 def _rename(session: Session, column: Any, old: str, new: str) -> int:
@@ -302,19 +315,9 @@ def erase(*, session: Session, user_id: str, actor: str = SELF,
         item.spans, item.source_ref = [], None
         session.add(item)
     session.flush()
-    # The audit log is append-only for moderators; erasure is the one lawful exception, done
-    # in SQL (the ORM guard stays for everyone else): identities and texts leave its details.
-    touched = {d.id: d for d in _decisions_naming(session, user_id)}
-    if item_ids:
-        for d in session.exec(select(ModerationDecision)
-                              .where(col(ModerationDecision.review_item_id).in_(item_ids))):
-            touched[d.id] = d
-    decision_table = ModerationDecision.__table__  # type: ignore[attr-defined]
-    for d in touched.values():
-        details = {k: v for k, v in d.details.items() if k not in {"sender_id", "edited_text"}}
-        session.execute(decision_table.update().where(decision_table.c.id == d.id)
-                        .values(details=details))
-        session.expunge(d)
+    # The audit log is append-only: it names residents only by a pseudonym, and dropping the
+    # pseudonym unlinks every entry without touching the log (edited texts live on the items).
+    moderation_audit.forget_subject(session=session, sender_id=user_id)
     session.execute(delete(Appeal).where(
         (col(Appeal.sender_id) == user_id) | col(Appeal.review_item_id).in_(item_ids)))
     session.execute(delete(Strike).where(col(Strike.sender_id) == user_id))
@@ -397,9 +400,9 @@ def _forget_rate_limit(settings: Settings, user_id: str) -> None:
     if not settings.redis_url:
         return
     try:
-        import redis
+        from yishi.core.adapters import redis_client
 
-        redis.Redis.from_url(settings.redis_url).delete(f"yishi:ratelimit:resident:{user_id}")
+        redis_client(settings.redis_url).delete(f"yishi:ratelimit:resident:{user_id}")
     except Exception:
         log.warning("could not drop a rate-limit key during erasure", exc_info=True)
 

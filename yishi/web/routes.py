@@ -13,7 +13,7 @@ from sqlmodel import col, func, select
 from yishi.bot.models import OutboundMessage
 from yishi.core import auth as auth_service
 from yishi.core.db import session_scope
-from yishi.core.errors import Forbidden, NotFound
+from yishi.core.errors import Forbidden, NotFound, YishiError
 from yishi.core.models import Role
 from yishi.web import api_docs
 from yishi.web.console import STATIC_DIR
@@ -32,19 +32,22 @@ _simulator_tokens: dict[str, str] = {}
 
 def simulator_token(settings_url: str) -> str:
     """A resident token for the simulator's user `u1` (created on first use, kept per process)."""
-    with _token_lock:
+    with _token_lock, session_scope() as session:
         token = _simulator_tokens.get(settings_url)
         if token:
-            return token
-        with session_scope() as session:
-            external_id = f"web:{SIMULATOR_USER}"
-            user = auth_service.get_by_external_id(session=session, external_id=external_id)
-            if user is None:
-                user = auth_service.create(
-                    session=session, name="模拟居民", role=Role.resident, external_id=external_id
-                )
-            assert user.id is not None
-            token = auth_service.issue_token(session=session, user_id=user.id, label="simulator")
+            try:  # still valid? (revoked, expired, or the database was reset under us)
+                auth_service.authenticate(session=session, token=token)
+                return token
+            except YishiError:
+                _simulator_tokens.pop(settings_url, None)
+        external_id = f"web:{SIMULATOR_USER}"
+        user = auth_service.get_by_external_id(session=session, external_id=external_id)
+        if user is None:
+            user = auth_service.create(
+                session=session, name="模拟居民", role=Role.resident, external_id=external_id
+            )
+        assert user.id is not None
+        token = auth_service.issue_token(session=session, user_id=user.id, label="simulator")
         _simulator_tokens[settings_url] = token
         return token
 

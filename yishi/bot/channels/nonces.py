@@ -79,9 +79,9 @@ class DatabaseNonces:
 def build_nonce_cache(settings: Settings) -> NonceCache:
     """Redis when `YISHI_REDIS_URL` is set, else the database."""
     if settings.redis_url:
-        import redis
+        from yishi.core.adapters import redis_client
 
-        return RedisNonces(redis.Redis.from_url(settings.redis_url))
+        return RedisNonces(redis_client(settings.redis_url))
     return DatabaseNonces(settings)
 
 

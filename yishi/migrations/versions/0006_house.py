@@ -7,6 +7,7 @@ Revises: 0001
 from collections.abc import Sequence
 
 import sqlalchemy as sa
+import sqlmodel
 from alembic import op
 
 revision: str = "0006_house"
@@ -60,6 +61,16 @@ def upgrade() -> None:
         sa.Column("payload", sa.JSON(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
+    op.create_table(
+        "moderation_audit_subject",
+        sa.Column("pseudonym", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+        sa.Column("sender_id", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.PrimaryKeyConstraint("pseudonym"),
+    )
+    with op.batch_alter_table("moderation_audit_subject", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_moderation_audit_subject_sender_id"), ["sender_id"], unique=True
+        )
     with op.batch_alter_table("moderation_decision", schema=None) as batch_op:
         batch_op.add_column(sa.Column("prev_hash", sa.String(length=64), nullable=False,
                                       server_default=""))
@@ -82,4 +93,5 @@ def downgrade() -> None:
     with op.batch_alter_table("moderation_decision", schema=None) as batch_op:
         batch_op.drop_column("row_hash")
         batch_op.drop_column("prev_hash")
+    op.drop_table("moderation_audit_subject")
     op.drop_table("deliberation_held_issue")
