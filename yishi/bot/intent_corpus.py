@@ -78,6 +78,7 @@ class Seed:
     category: str | None
     urgency: str | None
     family: str
+    place: str | None = None  # a place the seed names in its own words (` @垃圾站`)
 
 
 def split_of(family: str) -> str:
@@ -101,12 +102,14 @@ def read_seeds(data_dir: Path = DATA_DIR) -> list[Seed]:
                 count = 0
                 continue
             intent, category, urgency = _header(section)
+            line, _, literal = line.partition(" @")
             text, _, override = line.partition(" |")
             if override:
                 urgency = override.strip()
             family = f"{section[0]}/{count // FAMILY_SIZE}"
             count += 1
-            seeds.append(Seed(text.strip(), intent, category, urgency, family))
+            seeds.append(Seed(text.strip(), intent, category, urgency, family,
+                              literal.strip() or None))
     return seeds
 
 
@@ -134,6 +137,14 @@ def expected_place(filler: tuple[str, str, bool], after: str) -> str:
     return norm + min(found)[2]
 
 
+_OTHER_PLACE_WORDS = ("健身器材", "绿地", "草坪", "绿化带", "门岗", "车棚")
+
+
+def _names_public(text: str) -> bool:
+    return (any(surface in text or norm in text for surface, norm in PUBLIC)
+            or any(word in text for word in _OTHER_PLACE_WORDS))
+
+
 def expand(seed: Seed, rng: random.Random) -> list[dict[str, Any]]:
     """The seed's messages: each slot filled a few ways, plus style variants."""
     rows: list[dict[str, Any]] = []
@@ -147,18 +158,22 @@ def expand(seed: Seed, rng: random.Random) -> list[dict[str, Any]]:
         before, after = seed.text.split("{b}", 1)
         for filler in rng.sample(BUILDINGS, 3):
             add(before + filler[0] + after, expected_place(filler, after))
-        add(_voice(rng.choice(prefixes) + before + after), None)  # the same report, no place
+        bare = (before + after).lstrip("的")
+        if not _names_public(bare):  # the same report with no place
+            add(_voice(rng.choice(prefixes) + bare), None)
     elif "{p}" in seed.text:
         for surface, norm in rng.sample(PUBLIC, 3):
             add(seed.text.replace("{p}", surface), norm)
-        add(_voice(seed.text.replace("{p}", "")), None)
+        bare = re.sub(r"^(的|那边的|那边|那里)", "", seed.text.replace("{p}", ""))
+        if not _names_public(bare) and not bare.startswith(("有", "的")):
+            add(_voice(bare), None)
     elif seed.intent in ("vote", "command"):
         add(seed.text, None)
     else:
-        add(seed.text, None)
+        add(seed.text, seed.place)
         for prefix in rng.sample(prefixes, min(2, len(prefixes))):
-            add(prefix + seed.text, None)
-        add(_voice(rng.choice(prefixes) + seed.text), None)
+            add(prefix + seed.text, seed.place)
+        add(_voice(rng.choice(prefixes) + seed.text), seed.place)
     return rows
 
 
