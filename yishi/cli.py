@@ -25,7 +25,8 @@ users_app = typer.Typer(help="Users, roles and API tokens.")
 app.add_typer(eval_app, name="eval")
 app.add_typer(users_app, name="users")
 
-DOMAIN_CLIS = ("yishi.knowledge.cli", "yishi.moderation.cli", "yishi.deliberation.cli")
+DOMAIN_CLIS = ("yishi.knowledge.cli", "yishi.moderation.cli", "yishi.deliberation.cli",
+               "yishi.bot.cli")
 
 
 def _setup_logging() -> None:

@@ -64,7 +64,7 @@ _ROOM_CN = re.compile(rf"([{CN_NUM}]{{3,4}})(?:室|号|房)?")
 _ROOM_MARKED = re.compile(r"(?<!\d)(\d{3,4})(?:室|房间)")  # '301室' anywhere in the message
 _FLOOR = re.compile(_NUM + r"(?:楼|层)(?!道|下|上|梯)")
 # Underground levels of the garage: B2 / 负二层 / 地下二层 / 负一楼.
-_LEVEL = re.compile(rf"(?:b([1-4])(?!\d)|(?:负|地下)([一二三1-3])(?:层|楼))")
+_LEVEL = re.compile(r"(?:b([1-4])(?!\d)|(?:负|地下)([一二三1-3])(?:层|楼))")
 
 # Named public places: (word as residents say it, canonical name). Longer words win over the
 # words they contain.
@@ -166,9 +166,8 @@ def _area(phase: str | None, zone: str | None) -> str:
 def _find_building(t: str) -> tuple[str, int] | None:
     """The building named in the text ('2期5', 'A', '12') and where its mention ends."""
     for found in _BUILDING.finditer(t):
-        if found.start() > 0 and t[found.start() - 1] in "月第" and found.group(3):
-            if t[found.start() - 1] == "月":  # '12月3号' is a date
-                continue
+        if found.start() > 0 and t[found.start() - 1] == "月":  # '12月3号' is a date
+            continue
         area = _area(found.group(1), found.group(2))
         if found.group(4):
             return area + found.group(4).upper(), found.end()
