@@ -28,6 +28,7 @@ from yishi.core.clock import local_time
 from yishi.core.config import Settings
 from yishi.core.errors import YishiError
 from yishi.core.models import Role
+from yishi.deliberation.places import strip_location
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +204,9 @@ class OfflineEngine:
             location = extract_location(text)
             if location is None and re.fullmatch(r"\d{3,4}(室|号)?", t):
                 location = t.rstrip("室号") + "室"
-            new_problem = (intent.name == "report" and intent.fields.category is not None
+            says_more = len(re.sub(r"[\W_]", "", strip_location(text))) > 3
+            new_problem = (intent.name == "report" and says_more
+                           and intent.fields.category is not None
                            and pending.get("category") not in (None, intent.fields.category))
             # A place plus little else answers our question; a full question is a new topic.
             answers = intent.name != "question" or len(t) - len(location or "") <= 8
@@ -216,7 +219,8 @@ class OfflineEngine:
                                     category=pending.get("category") or extract_category(text),
                                     location=location,
                                     urgency=pending.get("urgency") or extract_urgency(text))
-            if intent.name == "chat" and intent.label == "chat" and len(t) > 4:
+            if intent.label == "chat" or (intent.name == "report" and location is None
+                                          and not new_problem and len(t) <= 8):
                 asks = int(pending.get("asks", 1))
                 turn.intent = "report"
                 if asks >= 2:
@@ -299,6 +303,10 @@ class OfflineEngine:
     def _report(self, session: Session, actor: Actor, text: str, intent: Intent, turn: Turn,
                 message_ref: str | None) -> str:
         fields = intent.fields
+        if fields.location and len(re.sub(r"[\W_]", "", strip_location(text))) <= 1:
+            # Only a place, nothing about a problem: ask what is wrong there, record nothing.
+            turn.actions.append({"type": "ask", "field": "problem"})
+            return f"请问{fields.location}这个位置遇到了什么问题？请描述一下，比如“楼道灯坏了”。"
         if not fields.location:
             memory_service.set_pending(session=session, user_id=actor.user_id, pending={
                 "kind": "issue_location", "text": text, "category": fields.category,
