@@ -27,6 +27,7 @@ app.add_typer(users_app, name="users")
 
 DOMAIN_CLIS = (
     "yishi.knowledge.cli", "yishi.moderation.cli", "yishi.deliberation.cli", "yishi.privacy.cli",
+    "yishi.bot.cli",
 )
 
 

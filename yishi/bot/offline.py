@@ -1,5 +1,5 @@
-"""The offline engine: serves every message without an LLM (rules + retrieval + domain services),
-and is the agent's fallback when the LLM fails or times out."""
+"""The offline engine: serves every message without an LLM (learned heads + exact-command rules +
+retrieval + domain services), and is the agent's fallback when the LLM fails or times out."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from sqlmodel import Session
 from yishi.bot import memory as memory_service
 from yishi.bot.engine import EngineReply
 from yishi.bot.intents import (
+    ENGINE_INTENT,
     Intent,
     classify,
     extract_category,
@@ -27,6 +28,7 @@ from yishi.core.clock import local_time
 from yishi.core.config import Settings
 from yishi.core.errors import YishiError
 from yishi.core.models import Role
+from yishi.deliberation.places import strip_location
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +63,23 @@ CATEGORY_LABELS = {
 }
 STATUS_LABELS = {"reported": "已上报", "assigned": "已派单", "in_progress": "处理中",
                  "resolved": "已解决", "closed": "已关闭", "rejected": "未受理"}
-_GREETINGS = ("你好", "您好", "在吗", "hello", "hi", "嗨", "早上好", "晚上好", "下午好", "在不在")
-_THANKS = ("谢谢", "多谢", "感谢", "辛苦", "谢了")
-_ACKS = ("好的", "知道了", "明白", "收到", "ok", "嗯", "哦", "好滴", "行", "中", "要得", "晓得了",
-         "再见")
+OUT_OF_SCOPE_TEXT = (
+    "这个问题超出了我能帮忙的范围。我是社区议事助手，可以回答社区政策、记录您反映的问题、"
+    "查询处理进度和参与议题讨论，回复“帮助”查看用法。"
+)
+CHAT_TEXT = (
+    "您好！有需要随时告诉我：可以问政策、反映问题（请带上位置）、查进度，回复“帮助”查看用法。"
+)
+VOTE_HOW_TEXT = (
+    "投票请回复“同意 编号”“反对 编号”或“跳过 编号”，例如“同意 3”。回复“议题”可查看观点编号。"
+)
+# What each label means to a resident, for the clarifying question.
+CLARIFY_OPTIONS = {
+    "report": "反映一个需要处理的问题", "question": "咨询政策或规定",
+    "status": "查询您反映过的问题的进度", "discussion": "对正在讨论的议题发表意见",
+    "handoff": "联系工作人员", "vote": "对观点投票", "chat": "随便聊聊",
+    "thanks": "表示感谢", "out_of_scope": "问点别的事", "command": "查看使用帮助",
+}
 
 
 class Turn:
@@ -131,22 +146,55 @@ class OfflineEngine:
         pending = mem.pending or {}
         if pending and not (intent.name == "command" and intent.command in {
                 "clear", "help", "handoff", "erase", "erase_confirm", "export"}):
-            handled = self._continue_pending(session, actor, text, intent, pending, turn)
+            handled = self._continue_pending(session, actor, text, intent, pending, turn,
+                                             message_ref)
             if handled is not None:
                 return handled
         turn.intent = intent.name
-        handler = {
+        if intent.uncertain:
+            return self._clarify(session, actor, text, intent, turn)
+        return self._handler(intent)(session, actor, text, intent, turn, message_ref)
+
+    def _handler(self, intent: Intent) -> Any:
+        return {
             "command": self._command, "question": self._question, "report": self._report,
             "status": self._status, "discussion": self._discussion, "vote": self._vote,
             "chat": self._chat,
         }[intent.name]
-        return handler(session, actor, text, intent, turn, message_ref)
+
+    def _clarify(self, session: Session, actor: Actor, text: str, intent: Intent,
+                 turn: Turn) -> str:
+        """Below the confidence threshold: ask a short question instead of guessing."""
+        options = [intent.label, *[a for a in intent.alternatives if a != intent.label]][:2]
+        memory_service.set_pending(session=session, user_id=actor.user_id,
+                                   pending={"kind": "clarify", "text": text, "options": options})
+        turn.actions.append({"type": "clarify", "options": options,
+                             "confidence": round(intent.confidence, 3)})
+        choices = "，还是".join(f"{n}. {CLARIFY_OPTIONS.get(o, o)}"
+                               for n, o in enumerate(options, 1))
+        return f"我想确认一下：您是想{choices}？请回复编号，也可以换个说法告诉我。"
 
     # ------------------------------------------------------------------ multi-turn
     def _continue_pending(self, session: Session, actor: Actor, text: str, intent: Intent,
-                          pending: dict[str, Any], turn: Turn) -> str | None:
+                          pending: dict[str, Any], turn: Turn,
+                          message_ref: str | None = None) -> str | None:
         kind = pending.get("kind")
         t = normalise(text).strip("。.!！")
+        if kind == "clarify":
+            memory_service.set_pending(session=session, user_id=actor.user_id, pending=None)
+            options = [str(o) for o in pending.get("options", [])]
+            chosen = _chosen_option(t, options)
+            if chosen is None:
+                return None  # a new message: served on its own
+            original = str(pending.get("text", ""))
+            routed = classify(original)
+            routed.uncertain = False
+            routed.name = ENGINE_INTENT[chosen]
+            routed.label = chosen
+            routed.command = {"handoff": "handoff", "command": "help"}.get(chosen)
+            turn.intent = routed.name
+            turn.actions.append({"type": "clarified", "label": chosen})
+            return self._handler(routed)(session, actor, original, routed, turn, message_ref)
         if t in CANCEL_WORDS:
             memory_service.set_pending(session=session, user_id=actor.user_id, pending=None)
             turn.intent = "command"
@@ -156,7 +204,9 @@ class OfflineEngine:
             location = extract_location(text)
             if location is None and re.fullmatch(r"\d{3,4}(室|号)?", t):
                 location = t.rstrip("室号") + "室"
-            new_problem = (intent.name == "report" and intent.fields.category is not None
+            says_more = len(re.sub(r"[\W_]", "", strip_location(text))) > 3
+            new_problem = (intent.name == "report" and says_more
+                           and intent.fields.category is not None
                            and pending.get("category") not in (None, intent.fields.category))
             # A place plus little else answers our question; a full question is a new topic.
             answers = intent.name != "question" or len(t) - len(location or "") <= 8
@@ -169,7 +219,8 @@ class OfflineEngine:
                                     category=pending.get("category") or extract_category(text),
                                     location=location,
                                     urgency=pending.get("urgency") or extract_urgency(text))
-            if intent.name == "chat" and not _is_small_talk(t):
+            if intent.label == "chat" or (intent.name == "report" and location is None
+                                          and not new_problem and len(t) <= 8):
                 asks = int(pending.get("asks", 1))
                 turn.intent = "report"
                 if asks >= 2:
@@ -244,7 +295,7 @@ class OfflineEngine:
 
     def _question(self, session: Session, actor: Actor, text: str, intent: Intent, turn: Turn,
                   message_ref: str | None) -> str:
-        answer = self._knowledge_answer(text, turn)
+        answer = self._relevant_answer(text, turn)
         if answer is not None:
             return answer
         turn.actions.append({"type": "knowledge_not_found"})
@@ -253,7 +304,8 @@ class OfflineEngine:
         return ("抱歉，我在现有的政策文件里没有找到能回答这个问题的依据，不敢乱说。"
                 f"已转给工作人员（编号 {handoff}），他们会尽快答复您。")
 
-    def _knowledge_answer(self, text: str, turn: Turn) -> str | None:
+    def _relevant_answer(self, text: str, turn: Turn) -> str | None:
+        """The knowledge answer with its citations, only when it reports that it answers."""
         try:
             from yishi.knowledge import service as knowledge_service
 
@@ -262,9 +314,10 @@ class OfflineEngine:
             log.exception("knowledge answer failed")
             turn.actions.append({"type": "knowledge_unavailable"})
             return None
-        turn.actions.append({"type": "knowledge_answer", "confident": bool(result.confident),
+        answers = knowledge_answers(result)
+        turn.actions.append({"type": "knowledge_answer", "confident": answers,
                              "citations": len(result.citations)})
-        if not result.confident or not result.citations:
+        if not answers:
             return None
         turn.citations.extend(citation_dicts(result.citations))
         body = result.text.strip()
@@ -276,6 +329,10 @@ class OfflineEngine:
     def _report(self, session: Session, actor: Actor, text: str, intent: Intent, turn: Turn,
                 message_ref: str | None) -> str:
         fields = intent.fields
+        if fields.location and len(re.sub(r"[\W_]", "", strip_location(text))) <= 1:
+            # Only a place, nothing about a problem: ask what is wrong there, record nothing.
+            turn.actions.append({"type": "ask", "field": "problem"})
+            return f"请问{fields.location}这个位置遇到了什么问题？请描述一下，比如“楼道灯坏了”。"
         if not fields.location:
             memory_service.set_pending(session=session, user_id=actor.user_id, pending={
                 "kind": "issue_location", "text": text, "category": fields.category,
@@ -286,9 +343,17 @@ class OfflineEngine:
             prefix = ""
             if fields.urgency == "urgent":
                 prefix = "情况紧急的话，请先注意安全，必要时拨打110/119/120。"
-            return prefix + ASK_LOCATION
-        return self._record(session, actor, text, turn, category=fields.category,
-                            location=fields.location, urgency=fields.urgency)
+            return prefix + ASK_LOCATION + self._also_answer(text, intent, turn)
+        recorded = self._record(session, actor, text, turn, category=fields.category,
+                                location=fields.location, urgency=fields.urgency)
+        return recorded + self._also_answer(text, intent, turn)
+
+    def _also_answer(self, text: str, intent: Intent, turn: Turn) -> str:
+        """A report that also asks something gets the rule that answers it, and only that."""
+        if not intent.asks:
+            return ""
+        answer = self._relevant_answer(text, turn)
+        return f"\n\n关于您问的：{answer}" if answer else ""
 
     def _record(self, session: Session, actor: Actor, text: str, turn: Turn, *,
                 category: str | None, location: str | None, urgency: str | None,
@@ -421,7 +486,9 @@ class OfflineEngine:
               message_ref: str | None) -> str:
         from yishi.deliberation import service as deliberation_service
 
-        assert intent.number is not None and intent.vote_value is not None
+        if intent.number is None or intent.vote_value is None:
+            turn.actions.append({"type": "vote_help"})
+            return VOTE_HOW_TEXT
         try:
             deliberation_service.vote(session=session, actor=actor, statement_id=intent.number,
                                       value=intent.vote_value)
@@ -452,20 +519,12 @@ class OfflineEngine:
 
     def _chat(self, session: Session, actor: Actor, text: str, intent: Intent, turn: Turn,
               message_ref: str | None) -> str:
-        t = normalise(text).strip("。.!！~～")
-        if any(w in t for w in _THANKS):
+        if intent.label == "thanks":
             return "不客气，有需要随时找我。"
-        if any(w in t for w in _GREETINGS):
-            return HELP_TEXT
-        if t in _ACKS or len(t) <= 2:
-            return "好的。还有其他需要请随时告诉我，回复“帮助”可查看我能做什么。"
-        # Longer free text: try retrieval before giving up, so policy talk without a "?" works.
-        answer = self._knowledge_answer(text, turn)
-        if answer is not None:
-            turn.intent = "question"
-            return answer
-        turn.actions.append({"type": "not_understood"})
-        return NOT_UNDERSTOOD
+        if intent.label == "out_of_scope":
+            turn.actions.append({"type": "out_of_scope"})
+            return OUT_OF_SCOPE_TEXT
+        return CHAT_TEXT
 
     def _handoff(self, session: Session, actor: Actor, text: str, turn: Turn,
                  message_ref: str | None, *, reason: str, announce: bool = True) -> str:
@@ -484,8 +543,24 @@ class OfflineEngine:
         return HANDOFF_TEXT.format(id=handoff_id)
 
 
-def _is_small_talk(t: str) -> bool:
-    return any(w in t for w in _GREETINGS + _THANKS) or t in _ACKS
+def knowledge_answers(result: Any) -> bool:
+    """Whether a knowledge answer answers the question: its own `answered` verdict when it gives
+    one (calibrated relevance), else its confident state with citations."""
+    answered = getattr(result, "answered", None)
+    if answered is not None:
+        return bool(answered) and bool(result.citations)
+    return bool(result.confident) and bool(result.citations)
+
+
+def _chosen_option(t: str, options: list[str]) -> str | None:
+    """Which option a reply to our clarifying question picks: its number, or its words."""
+    t = t.strip("。.!！ ")
+    if t.isdigit() and 1 <= int(t) <= len(options):
+        return options[int(t) - 1]
+    for option in options:
+        if t and t in CLARIFY_OPTIONS.get(option, ""):
+            return option
+    return None
 
 
 def _error_text(exc: YishiError) -> str:

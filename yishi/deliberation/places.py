@@ -49,9 +49,13 @@ def normalise(text: str | None) -> str:
 
 # ---------------------------------------------------------------- places
 _NUM = rf"(\d+|[{CN_NUM}]+)"
+# An estate's phase or zone written before the building: 二期 / 2期 / A区 / 东区.
+_AREA = rf"(?:(\d+|[{CN_NUM}]+)期|([a-z]|\d+|[{CN_NUM}]+|[东西南北中])区)"
+# A building: 3栋 / 3幢 / 3座 / 3号楼 / 3#楼 / A座 / 第六栋; '3号' alone only before a unit or room.
 _BUILDING = re.compile(
-    _NUM + rf"(?:号楼(?!道|梯)|号院|栋楼(?!道|梯)|栋|幢|号|座|#(?:楼(?!道|梯))?"
-    rf"|楼(?=\d|[{CN_NUM}]+单元))"
+    rf"(?:{_AREA})?(?:第)?(?:(\d+|[{CN_NUM}]+)(?:号楼(?!道|梯)|号院|栋楼(?!道|梯|下|上|顶)|栋|幢|座"
+    rf"|#(?:楼(?!道|梯))?|号(?=\d|[{CN_NUM}]+单元)|楼(?=\d+单元|[{CN_NUM}]+单元))"
+    rf"|([a-z])(?:座|栋|幢|号楼|楼(?!道|梯|上|下)))"
 )
 _UNIT = re.compile(_NUM + r"单元")
 _DASHED = re.compile(r"(?<![\d\-—])(\d{1,3})[-—](\d{1,2})[-—](\d{3,4})(?![\d\-—])")
@@ -59,33 +63,37 @@ _ROOM = re.compile(r"(\d{3,4})(?:室|号|房)?")
 _ROOM_CN = re.compile(rf"([{CN_NUM}]{{3,4}})(?:室|号|房)?")
 _ROOM_MARKED = re.compile(r"(?<!\d)(\d{3,4})(?:室|房间)")  # '301室' anywhere in the message
 _FLOOR = re.compile(_NUM + r"(?:楼|层)(?!道|下|上|梯)")
+# Underground levels of the garage: B2 / 负二层 / 地下二层 / 负一楼.
+_LEVEL = re.compile(r"(?:b([1-4])(?!\d)|(?:负|地下)([一二三1-3])(?:层|楼))")
 
-# Named public places: (word as residents say it, canonical name). The first word found wins,
-# so longer and more specific words come before the words they contain.
+# Named public places: (word as residents say it, canonical name). Longer words win over the
+# words they contain.
 _PUBLIC_PLACES: tuple[tuple[str, str], ...] = (
-    ("地下车库", "地下车库"), ("地下停车场", "地下车库"), ("地下室", "地下室"),
-    ("地库", "地下车库"), ("车库", "车库"), ("停车场", "停车场"),
-    ("小区东门", "东门"), ("小区西门", "西门"), ("小区南门", "南门"), ("小区北门", "北门"),
+    ("地下车库", "地下车库"), ("地下停车场", "地下车库"), ("地下停车库", "地下车库"),
+    ("地库", "地下车库"), ("车库", "地下车库"), ("地面停车场", "停车场"), ("停车场", "停车场"),
     ("东大门", "东门"), ("西大门", "西门"), ("南大门", "南门"), ("北大门", "北门"),
     ("东门", "东门"), ("西门", "西门"), ("南门", "南门"), ("北门", "北门"),
-    ("正门", "大门"), ("大门", "大门"), ("后门", "后门"), ("门口", "门口"),
-    ("中心花园", "花园"), ("花园", "花园"), ("广场", "广场"),
+    ("正门", "大门"), ("大门", "大门"), ("后门", "后门"), ("侧门", "侧门"),
+    ("中心花园", "花园"), ("小花园", "花园"), ("花园", "花园"), ("绿地", "花园"), ("草坪", "花园"),
+    ("广场", "广场"), ("凉亭", "凉亭"), ("亭子", "凉亭"),
     ("健身区", "健身区"), ("健身器材", "健身区"), ("健身场", "健身区"),
     ("儿童乐园", "儿童游乐区"), ("儿童游乐区", "儿童游乐区"), ("游乐场", "儿童游乐区"),
-    ("滑梯", "儿童游乐区"), ("篮球场", "篮球场"),
+    ("滑梯", "儿童游乐区"), ("篮球场", "篮球场"), ("羽毛球场", "羽毛球场"),
     ("垃圾站", "垃圾站"), ("垃圾房", "垃圾站"), ("垃圾投放点", "垃圾站"), ("垃圾分类亭", "垃圾站"),
-    ("快递柜", "快递点"), ("快递点", "快递点"), ("驿站", "快递点"),
-    ("充电桩", "充电区"), ("充电棚", "充电区"), ("活动室", "活动室"),
+    ("快递柜", "快递点"), ("快递点", "快递点"), ("快递驿站", "快递点"), ("驿站", "快递点"),
+    ("充电桩", "充电区"), ("充电棚", "充电区"), ("车棚", "车棚"), ("自行车棚", "车棚"),
+    ("老年活动室", "活动室"), ("活动室", "活动室"), ("活动中心", "活动室"),
     ("物业办公室", "物业服务中心"), ("物业服务中心", "物业服务中心"), ("物业中心", "物业服务中心"),
-    ("绿地", "花园"), ("草坪", "花园"),
-    ("小区路", "小区路"), ("主干道", "主干道"), ("消防通道", "消防通道"),
+    ("小区主路", "主干道"), ("主干道", "主干道"), ("消防通道", "消防通道"), ("门岗", "门岗"),
 )
 _PUBLIC_WORDS = re.compile(
     "|".join(sorted((re.escape(w) for w, _ in _PUBLIC_PLACES), key=len, reverse=True))
 )
-# Spots inside a building: a location only together with the building they are in.
-_BUILDING_SPOTS = ("楼道", "电梯间", "电梯", "楼梯间", "楼梯", "楼顶", "天台", "门厅", "大堂",
-                   "地下室")
+_CANONICAL = dict(_PUBLIC_PLACES)
+# Spots inside or at a building, kept after it in the short form (3栋2单元楼道).
+BUILDING_SPOTS = ("电梯厅", "电梯间", "电梯", "楼道", "楼梯间", "楼梯", "楼顶", "天台", "门厅",
+                  "大堂", "地下室", "单元门", "门口", "楼下")
+_SPOT_WORDS = re.compile("|".join(sorted(BUILDING_SPOTS, key=len, reverse=True)))
 
 
 @dataclass(frozen=True)
@@ -93,7 +101,7 @@ class Place:
     """A place: building/unit/room (with floor or a spot inside), or a named public place.
 
     `key` groups reports about the same place (b3/u2/r301, place:东门); `label` names it for
-    staff ('3栋2单元301室'); `short` is how the bot repeats it ('3栋2单元楼道', '小区东门')."""
+    staff ('3栋2单元301室'); `short` is how the bot repeats it ('3栋2单元楼道', '东门')."""
 
     key: str | None
     building: str | None = None
@@ -120,7 +128,7 @@ class Place:
     @property
     def short(self) -> str | None:
         if self.public:
-            return self.said or self.public
+            return self.public
         if not self.building:
             return None
         parts = [f"{self.building}栋"]
@@ -135,14 +143,38 @@ class Place:
         return "".join(parts)
 
 
-def _building_place(building: int, unit: int | None = None, room: int | None = None,
+def _building_place(building: str, unit: int | None = None, room: int | None = None,
                     floor: int | None = None, spot: str | None = None) -> Place:
     key = f"b{building}" + (f"/u{unit}" if unit is not None else "")
     key += f"/r{room}" if room is not None else ""
-    return Place(key=key, building=str(building),
+    return Place(key=key, building=building,
                  unit=str(unit) if unit is not None else None,
                  room=str(room) if room is not None else None,
                  floor=str(floor) if floor is not None else None, spot=spot)
+
+
+def _area(phase: str | None, zone: str | None) -> str:
+    if phase:
+        number = cn_to_int(phase)
+        return f"{number}期" if number is not None else ""
+    if zone:
+        number = cn_to_int(zone)
+        return f"{number}区" if number is not None else f"{zone.upper()}区"
+    return ""
+
+
+def _find_building(t: str) -> tuple[str, int] | None:
+    """The building named in the text ('2期5', 'A', '12') and where its mention ends."""
+    for found in _BUILDING.finditer(t):
+        if found.start() > 0 and t[found.start() - 1] == "月":  # '12月3号' is a date
+            continue
+        area = _area(found.group(1), found.group(2))
+        if found.group(4):
+            return area + found.group(4).upper(), found.end()
+        number = cn_to_int(found.group(3))
+        if number is not None and 0 < number < 200:
+            return f"{area}{number}", found.end()
+    return None
 
 
 def normalise_location(text: str | None) -> Place:
@@ -152,39 +184,49 @@ def normalise_location(text: str | None) -> Place:
         return Place(key=None)
     dashed = _DASHED.search(t)
     if dashed:
-        return _building_place(int(dashed.group(1)), int(dashed.group(2)), int(dashed.group(3)))
-    building = _BUILDING.search(t)
-    number = cn_to_int(building.group(1)) if building else None
-    if building is not None and number is not None and number < 200:
-        tail_from = building.end()
+        return _building_place(str(int(dashed.group(1))), int(dashed.group(2)),
+                               int(dashed.group(3)))
+    building = _find_building(t)
+    if building is not None:
+        name, tail_from = building
         unit = None
         found = _UNIT.search(t, tail_from)  # a unit alone names no place
         if found and found.start() - tail_from <= 2:
             unit = cn_to_int(found.group(1))
-            if unit is not None and unit < 50:
+            if unit is not None and 0 < unit < 50:
                 tail_from = found.end()
             else:
                 unit = None
         rest = t[tail_from:tail_from + 8]
         room = floor = None
-        matched = _ROOM.match(rest) or _ROOM_CN.match(rest) or _ROOM_MARKED.search(t)
+        matched = _ROOM.match(rest) or _ROOM_CN.match(rest) or _ROOM_MARKED.search(t, tail_from)
         if matched:
             room = cn_to_int(matched.group(1))
+            tail_from = tail_from + matched.end() if matched.re is not _ROOM_MARKED else tail_from
         else:
             on_floor = _FLOOR.match(rest)
             floor = cn_to_int(on_floor.group(1)) if on_floor else None
-            floor = floor if floor is not None and floor < 60 else None
-        spot = next((s for s in _BUILDING_SPOTS if s in t[tail_from:]), None)
-        return _building_place(number, unit, room, floor, spot)
-    said = _public_word(t)
-    if said is None:
+            floor = floor if floor is not None and 0 < floor < 60 else None
+            if on_floor is not None and floor is not None:
+                tail_from += on_floor.end()
+        spot_found = _SPOT_WORDS.search(t, tail_from)
+        spot = spot_found.group(0) if spot_found else None
+        return _building_place(name, unit, room, floor, spot)
+    found_public = _PUBLIC_WORDS.search(t)
+    if found_public is None:
         return Place(key=None)
-    public = dict(_PUBLIC_PLACES)[said]
+    said = found_public.group(0)
+    public = _CANONICAL[said]
+    if public == "地下车库":
+        level = _LEVEL.search(t)
+        if level:
+            public += f"B{cn_to_int(level.group(1) or level.group(2))}"
     return Place(key=f"place:{public}", public=public, said=said)
 
 
 def _public_word(t: str) -> str | None:
-    return next((word for word, _ in _PUBLIC_PLACES if word in t), None)
+    found = _PUBLIC_WORDS.search(t)
+    return found.group(0) if found else None
 
 
 def strip_location(text: str) -> str:
