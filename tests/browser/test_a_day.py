@@ -9,9 +9,9 @@ import random
 from pathlib import Path
 from typing import Any
 
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from yishi.core import auth as auth_service
@@ -67,7 +67,20 @@ def _submit(driver: Any, css: str) -> None:
     driver.execute_script("window.confirm = () => true;")
     page = driver.find_element(By.TAG_NAME, "html")
     driver.find_element(By.CSS_SELECTOR, css).click()
-    WebDriverWait(driver, WAIT).until(staleness_of(page))  # the next page has loaded
+    WebDriverWait(driver, WAIT).until(_left_document(page))  # the next page has loaded
+
+
+def _left_document(element: Any) -> Any:
+    """Like `staleness_of`, also when chromedriver reports the node as left mid-navigation."""
+
+    def check(_driver: Any) -> bool:
+        try:
+            element.is_enabled()
+        except WebDriverException:  # StaleElementReference, or "does not belong to the document"
+            return True
+        return False
+
+    return check
 
 
 def _flash(driver: Any) -> str:
