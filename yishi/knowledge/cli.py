@@ -267,6 +267,12 @@ def register(app: typer.Typer, eval_app: typer.Typer) -> None:
         corpus: Annotated[Path, typer.Option(help="政策语料文件夹")] = _shared_default(
             "corpus", "policy"
         ),
+        pairs: Annotated[
+            Path | None, typer.Option(help="问题与条文对 JSONL（默认：自带的 pairs.jsonl）")
+        ] = None,
+        out_of_scope: Annotated[
+            Path | None, typer.Option(help="不在语料范围内的问题 JSONL（默认：自带的）")
+        ] = None,
         dry_run: Annotated[
             bool, typer.Option("--dry-run", help="只打印结果，不写入模型文件")
         ] = False,
@@ -282,10 +288,18 @@ def register(app: typer.Typer, eval_app: typer.Typer) -> None:
         try:
             for error in evaluation.prepare_corpus(settings=settings, corpus=corpus):
                 typer.echo(f"失败 {error}", err=True)
-            model, report = training.train_ranker(settings=settings)
+            model, report = training.train_ranker(
+                settings=settings,
+                pairs_path=pairs or training.PAIRS_PATH,
+                out_of_scope_path=out_of_scope or training.OUT_OF_SCOPE_PATH,
+            )
         except YishiError as exc:
             _fail(exc)
             return
         if not dry_run:
-            training.save(model, report, corpus=corpus)
+            training.save(
+                model, report, corpus=corpus,
+                pairs_path=pairs or training.PAIRS_PATH,
+                out_of_scope_path=out_of_scope or training.OUT_OF_SCOPE_PATH,
+            )
         typer.echo(json.dumps(report, ensure_ascii=False, indent=1))

@@ -7,6 +7,7 @@ keyed to one document, so the same model ranks a community's own documents."""
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -48,11 +49,16 @@ def cities_in(query: str) -> list[str]:
     return [city for city in CITIES if city in query]
 
 
+@functools.lru_cache(maxsize=16384)
+def _token_set(text: str) -> frozenset[str]:
+    # Passages, titles and chapters recur across queries: tokenise each once per process.
+    return frozenset(tokenize(text))
+
+
 def _overlap(query_tokens: set[str], text: str) -> float:
     if not query_tokens:
         return 0.0
-    have = set(tokenize(text))
-    return len(query_tokens & have) / len(query_tokens)
+    return len(query_tokens & _token_set(text)) / len(query_tokens)
 
 
 def features(query: str, candidates: list[Candidate]) -> np.ndarray:
@@ -209,6 +215,8 @@ def fit_pairwise(
         if not len(pos) or not len(neg):
             continue
         diffs.append((pos[:, None, :] - neg[None, :, :]).reshape(-1, z.shape[1]))
+    if not diffs:
+        raise ValueError("no question has both a gold and a non-gold candidate to learn from")
     d = np.vstack(diffs)
     w = np.zeros(d.shape[1])
     for _ in range(iterations):

@@ -15,6 +15,7 @@ import numpy as np
 
 from yishi.core.clock import utcnow
 from yishi.core.config import Settings
+from yishi.core.errors import Invalid
 from yishi.knowledge import ranker
 from yishi.knowledge import service as knowledge_service
 from yishi.knowledge.index import Candidate
@@ -115,7 +116,11 @@ def train_ranker(
 
     best: tuple[float, float, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
     for l2 in L2_GRID:
-        fitted = ranker.fit_pairwise(train, l2=l2)
+        try:
+            fitted = ranker.fit_pairwise(train, l2=l2)
+        except ValueError as exc:
+            raise Invalid("训练集里没有能用来学习排序的问题",
+                          hint="检查问题与条文对的 gold 是否都在语料里") from exc
         model = ranker.RankerModel(*fitted)
         mrr = ranking_figures(groups["dev"], golds["dev"], model.score)["mrr"]
         if best is None or mrr > best[0]:
