@@ -273,6 +273,11 @@ def delete_document(*, session: Session, source: str, settings: Settings | None 
 # ---- search --------------------------------------------------------------------------------
 
 
+def clean_query(query: str | None) -> str:
+    """The query with whitespace collapsed, cut at MAX_QUERY_CHARS (what gets embedded)."""
+    return re.sub(r"\s+", " ", query or "").strip()[:MAX_QUERY_CHARS]
+
+
 def normalise_query(query: str) -> str:
     """The query cleaned up and extended with the formal terms for colloquial words."""
     text = re.sub(r"\s+", " ", query).strip()[:MAX_QUERY_CHARS]
@@ -302,14 +307,16 @@ def search_candidates(
     filters: dict[str, Any] | None = None,
     mode: str = "ranked",
     settings: Settings | None = None,
+    vector: np.ndarray | None = None,
 ) -> list[Candidate]:
-    """Ranked candidates with both retrievers' evidence.
+    """Ranked candidates with both retrievers' evidence (`vector`: the query's own, when the
+    caller already has it, e.g. embedded in a batch).
 
     mode: `ranked` (hybrid candidates reordered by the learned ranker, each with a calibrated
     relevance), `hybrid` (BM25 + vectors fused), `bm25` or `vector` alone."""
     if mode not in SEARCH_MODES:
         raise Invalid(f"未知的检索方式：{mode}", hint="可用 ranked、hybrid、bm25、vector")
-    text = re.sub(r"\s+", " ", query or "").strip()[:MAX_QUERY_CHARS]
+    text = clean_query(query)
     if not text:
         return []
     index = get_index(settings)
@@ -317,7 +324,10 @@ def search_candidates(
     expanded = normalise_query(text)
     tokens = tokenize(expanded)
     # The embedder understands everyday wording itself; the added formal terms help BM25 only.
-    vector = index.embedder.embed_query(text) if mode != "bm25" else None
+    if mode == "bm25":
+        vector = None
+    elif vector is None:
+        vector = index.embedder.embed_query(text)
     weight = {"bm25": 0.0, "vector": 1.0}.get(mode, VECTOR_WEIGHT)
     model = get_model() if mode == "ranked" else None
     pool = max(k, CANDIDATE_POOL) if model is not None else k

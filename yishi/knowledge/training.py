@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from yishi.core import embedding
 from yishi.core.clock import utcnow
 from yishi.core.config import Settings
 from yishi.core.errors import Invalid
@@ -50,10 +51,16 @@ def collect(
 ) -> list[tuple[np.ndarray, np.ndarray, list[Candidate]]]:
     """Per item: the hybrid candidate pool's features, gold labels and the candidates."""
     out = []
-    for item in items:
-        question = str(item["question"])
+    # One batched embedding pass: many times faster than one question at a time on a busy CPU.
+    questions = [str(item["question"]) for item in items]
+    vectors = embedding.embed_messages(
+        [knowledge_service.clean_query(q) for q in questions]
+    ) if questions else None
+    for n, item in enumerate(items):
+        question = questions[n]
         cands = knowledge_service.search_candidates(
-            question, k=knowledge_service.CANDIDATE_POOL, mode="hybrid", settings=settings
+            question, k=knowledge_service.CANDIDATE_POOL, mode="hybrid", settings=settings,
+            vector=None if vectors is None else vectors[n],
         )
         gold = gold_of(item)
         x = ranker.features(knowledge_service.normalise_query(question), cands)
