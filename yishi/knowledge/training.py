@@ -25,7 +25,6 @@ LTR_DIR = ranker.DATA_DIR / "ltr"
 PAIRS_PATH = LTR_DIR / "pairs.jsonl"
 OUT_OF_SCOPE_PATH = LTR_DIR / "out_of_scope.jsonl"
 L2_GRID = (0.3, 3.0, 30.0, 300.0)
-CALIBRATION_DEPTH = 3  # candidates per question used to fit the calibration
 
 
 def read_items(path: Path, *, split: str | None = None) -> list[dict[str, Any]]:
@@ -136,19 +135,21 @@ def train_ranker(
     _, l2, fitted = best
     model = ranker.RankerModel(*fitted)
 
-    # Calibrate on dev: the top candidates of each dev question (gold or not) and the top
-    # candidates of out-of-scope questions not in the test split (never answers).
-    scores: list[float] = []
-    labels: list[float] = []
+    # Calibrate on dev: each dev question's top passage (does it answer: is it a gold article?)
+    # and the top passage of out-of-scope questions outside the test split (never answers).
     cal_oos = [g for g, item in zip(oos_groups, oos, strict=True) if item.get("split") != "test"]
+    tops: list[float] = []
+    labels: list[float] = []
     for x, y, _ in [*groups["dev"], *cal_oos]:
-        if not len(y):
-            continue
-        cand_scores = model.score(x)
-        top = np.argsort(-cand_scores, kind="stable")[:CALIBRATION_DEPTH]
-        scores.extend(cand_scores[top])
-        labels.extend(y[top])
-    model.platt_a, model.platt_b = ranker.fit_platt(np.array(scores), np.array(labels))
+        if len(y):
+            cand_scores = model.score(x)
+            best_i = int(np.argmax(cand_scores))
+            tops.append(float(cand_scores[best_i]))
+            labels.append(float(y[best_i]))
+    model.platt_a, model.platt_b = ranker.fit_platt(np.array(tops), np.array(labels))
+    model.threshold = choose_threshold(
+        model.probability(np.array(tops)), np.array(labels), in_scope=len(groups["dev"])
+    )
 
     report: dict[str, Any] = {"l2": l2, "features": list(ranker.FEATURES)}
     for part in ("train", "dev", "test"):
@@ -160,6 +161,21 @@ def train_ranker(
     test_oos = [g for g, item in zip(oos_groups, oos, strict=True) if item.get("split") == "test"]
     report["relevance_test"] = relevance_figures(groups["test"], test_oos, model)
     return model, report
+
+
+def choose_threshold(probs: np.ndarray, labels: np.ndarray, *, in_scope: int) -> float:
+    """The probability threshold with the best F1 of 'answered with a gold article' (dev)."""
+    best_t, best_f1 = 0.5, -1.0
+    for t in np.arange(0.05, 0.951, 0.01):
+        answered = probs >= t
+        correct = float((answered & (labels > 0)).sum())
+        if not answered.any():
+            continue
+        precision, recall = correct / answered.sum(), correct / max(in_scope, 1)
+        f1 = 2 * precision * recall / (precision + recall) if correct else 0.0
+        if f1 > best_f1 + 1e-9:
+            best_t, best_f1 = float(round(t, 2)), f1
+    return best_t
 
 
 def relevance_figures(
