@@ -78,7 +78,7 @@ def test_pairwise_fit_learns_which_feature_marks_the_gold() -> None:
     assert weights[1] > 5 * max(abs(weights[0]), abs(weights[2]))
     model = ranker.RankerModel(mean, scale, weights)
     top = [int(np.argmax(model.score(x))) for x, _ in groups]
-    assert sum(t == int(np.argmax(y)) for t, (_, y) in zip(top, groups, strict=True)) >= 36
+    assert sum(t == int(np.argmax(y)) for t, (_, y) in zip(top, groups, strict=True)) >= 30
 
 
 def test_platt_calibration_matches_observed_rates() -> None:
