@@ -3,9 +3,11 @@ that falls back to the offline engine on any LLM error or timeout."""
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlmodel import Session
@@ -14,8 +16,8 @@ from yishi.bot import memory as memory_service
 from yishi.bot.engine import EngineReply
 from yishi.bot.intents import classify, injection_signals
 from yishi.bot.offline import CATEGORY_LABELS, INJECTION_REFUSAL, OfflineEngine
-from yishi.bot.prompts import MEMORY_FRAME, SYSTEM_PROMPT, system_prompt
-from yishi.bot.text import finalise_reply
+from yishi.bot.prompts import MEMORY_FRAME, SYSTEM_PROMPT, TOOL_RESULT_NOTE, system_prompt
+from yishi.bot.text import citation_dicts, finalise_reply
 from yishi.bot.tools import ToolContext, openai_tool_schemas, run_tool
 from yishi.core.auth import Actor
 from yishi.core.config import Settings
@@ -80,7 +82,7 @@ class AgentEngine:
                                       settings=self.settings)
             recent = [t.text for t in mem.turns[-6:] if t.speaker == "user"]
             ctx.context_text = "\n".join([*recent, text])
-            reply = self._loop(ctx, mem, text, usage)
+            reply, passages = self._loop(ctx, mem, text, usage)
         except Exception as exc:
             return self._fall_back(session, actor, text, message_ref, ctx, usage, exc)
         reply = finalise_reply(reply)
@@ -91,6 +93,7 @@ class AgentEngine:
         if unverified:
             # Cited something no tool retrieved this turn: flag it for staff review.
             ctx.actions.append({"type": "unverified_citation", "titles": unverified})
+        reply, grounded = self._ground(ctx, text, reply, passages)
         intent = _intent_from(ctx.actions, routed.name if routed else "chat")
         ctx.actions.append({"type": "llm_usage", **usage.as_dict(),
                             "seconds": round(time.perf_counter() - started, 3)})
@@ -107,7 +110,7 @@ class AgentEngine:
             log.exception("could not record memory for %s", actor.user_id)
             memory_service.recover(session)
         return EngineReply(reply=reply, intent=intent, actions=ctx.actions,
-                           citations=_cited(ctx.citations, reply), engine="llm")
+                           citations=grounded, engine="llm")
 
     def _refuse(self, session: Session, actor: Actor, text: str, message_ref: str | None,
                 signals: list[str]) -> EngineReply:
@@ -138,9 +141,11 @@ class AgentEngine:
         return messages
 
     def _loop(self, ctx: ToolContext, mem: memory_service.Memory, text: str,
-              usage: Usage) -> str:
+              usage: Usage) -> tuple[str, list[dict[str, str]]]:
+        """The model's final text and every passage the searches this turn handed it."""
         from yishi.core.adapters import ToolMessage
 
+        passages: list[dict[str, str]] = []
         messages = self._messages(ctx, mem, text)
         _ = self.model  # build the client (imports, TLS set-up) before the turn's clock starts
         deadline = time.monotonic() + self.turn_timeout
@@ -154,7 +159,7 @@ class AgentEngine:
                 content = ai.content if isinstance(ai.content, str) else _text_of(ai.content)
                 if not content.strip():
                     raise ValueError("empty reply from the model")
-                return content
+                return content, passages
             # Streaming parses arguments leniently (a cut-off JSON is silently closed); hand the
             # tools the raw text instead, so a truncated call is refused rather than half-run.
             raw = {c.get("id"): c.get("args") for c in getattr(ai, "tool_call_chunks", None) or []
@@ -162,6 +167,8 @@ class AgentEngine:
             for call in calls:
                 args = raw.get(call.get("id"), call.get("args") or {})
                 result = run_tool(ctx, call["name"], args)
+                if call["name"] == "search_knowledge":
+                    passages.extend(_passages_in(result))
                 messages.append(ToolMessage(result, tool_call_id=call.get("id") or call["name"]))
             for bad in invalid:
                 result = run_tool(ctx, bad.get("name") or "?", bad.get("args") or "")
@@ -184,6 +191,42 @@ class AgentEngine:
         if acc is None:
             raise ValueError("empty stream from the model")
         return acc
+
+    # ------------------------------------------------------------------ grounding
+    def _ground(self, ctx: ToolContext, text: str, reply: str,
+                passages: list[dict[str, str]]) -> tuple[str, list[dict[str, str]]]:
+        """Check every article the reply cites (and every passage it quotes) against what the
+        searches retrieved; a reply that cites what it was not given is not sent as is."""
+        check = check_citations(reply, passages)
+        if not check.problems:
+            return reply, check.grounded
+        ctx.actions.append({"type": "citation_not_grounded", "citations": check.problems})
+        extractive = self._extractive(text)
+        if extractive is not None:
+            body, citations = extractive
+            ctx.actions.append({"type": "reply_replaced", "reason": "ungrounded_citation",
+                                "with": "extractive"})
+            return body, citations
+        stripped = strip_sentences(reply, check.problems)
+        ctx.actions.append({"type": "reply_replaced", "reason": "ungrounded_citation",
+                            "with": "stripped" if stripped else "not_found"})
+        if stripped:
+            return (f"{stripped}\n（原回答中有一处引用在检索到的条文里找不到，已删去。）",
+                    check_citations(stripped, passages).grounded)
+        return UNGROUNDED_NOTICE, []
+
+    def _extractive(self, text: str) -> tuple[str, list[dict[str, str]]] | None:
+        """The offline engine's extractive, cited answer when a passage answers the question."""
+        try:
+            from yishi.knowledge import service as knowledge_service
+
+            result = knowledge_service.answer(text, k=3)
+        except Exception:
+            log.exception("extractive answer failed")
+            return None
+        if not result.confident or not result.citations:
+            return None
+        return finalise_reply(result.text), citation_dicts(result.citations)
 
     # ------------------------------------------------------------------ fallback
     def _fall_back(self, session: Session, actor: Actor, text: str, message_ref: str | None,
@@ -229,13 +272,6 @@ def _intent_from(actions: list[dict[str, Any]], default: str) -> str:
     return default if default != "command" else "chat"
 
 
-def _cited(citations: list[dict[str, str]], reply: str) -> list[dict[str, str]]:
-    """Retrieved citations the reply actually names (all retrieved ones if it names none)."""
-    named = [c for c in citations if c["source"] and (c["source"] in reply or
-                                                      (c.get("article") or "~") in reply)]
-    return named or citations
-
-
 def _unverified_titles(reply: str, retrieved: set[str]) -> list[str]:
     """Titles the reply cites in 《》 that were not retrieved this turn."""
     cited = {m.strip() for m in re.findall(r"《([^》]{2,60})》", reply)}
@@ -266,3 +302,77 @@ def _reply_from_actions(done: list[dict[str, Any]]) -> str:
         elif a["type"] == "handoff":
             parts.append(f"已为您转人工（编号 {a.get('handoff_id')}），工作人员会尽快联系您。")
     return "".join(parts)
+
+
+UNGROUNDED_NOTICE = ("抱歉，我没能在检索到的条文里核实这个答案的出处，不想给您不准确的说法。"
+                     "您可以回复“转人工”请工作人员解答，或换个说法再问我。")
+_NUM = "零〇一二三四五六七八九十百千两0-9"
+_CITE_RE = re.compile(
+    rf"《([^》]{{2,60}})》\s*([^\s，。、《》“”]{{0,6}}?)(第[{_NUM}]+条(?:之[{_NUM}]+)?)"
+)
+_QUOTE_RE = re.compile(r"[“「]([^”」]{6,300})[”」]")
+
+
+@dataclass
+class CitationCheck:
+    """What a reply cites: the grounded passages and the claims no passage supports."""
+
+    grounded: list[dict[str, str]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def _norm_title(title: str) -> str:
+    return re.sub(r"[《》〈〉·\s]|中华人民共和国", "", title)
+
+
+def _compact(text: str) -> str:
+    return re.sub(r"[\s，。、；：,.;:！？!?（）()]", "", text)
+
+
+def _passages_in(result: str) -> list[dict[str, str]]:
+    """The passages a search tool result handed to the model."""
+    try:
+        data = json.loads(result[len(TOOL_RESULT_NOTE):] if result.startswith(TOOL_RESULT_NOTE)
+                          else result)
+    except ValueError:
+        return []
+    found = data.get("passages") if isinstance(data, dict) else None
+    return [p for p in found or [] if isinstance(p, dict)]
+
+
+def _matches(title: str, article: str, passage: dict[str, str]) -> bool:
+    cite = str(passage.get("cite", ""))
+    m = re.match(r"《([^》]*)》(.*)$", cite)
+    p_title, p_rest = (m.group(1), m.group(2)) if m else (cite, "")
+    want, have = _norm_title(title), _norm_title(p_title)
+    return bool(want and have) and (want in have or have in want) and p_rest.endswith(article)
+
+
+def check_citations(reply: str, passages: list[dict[str, str]]) -> CitationCheck:
+    """Every 《title》第X条 in the reply must be a retrieved passage, and every quotation in
+    “…” must be found in a retrieved passage's text."""
+    check = CitationCheck()
+    seen: set[tuple[str, str]] = set()
+    for m in _CITE_RE.finditer(reply):
+        title, article = m.group(1), m.group(3)
+        match = next((p for p in passages if _matches(title, article, p)), None)
+        if match is None:
+            check.problems.append(m.group(0))
+            continue
+        key = (str(match.get("source", "")), article)
+        if key not in seen:
+            seen.add(key)
+            check.grounded.append({"source": key[0], "article": article})
+    texts = [_compact(str(p.get("text", ""))) for p in passages]
+    for m in _QUOTE_RE.finditer(reply):
+        parts = [_compact(x) for x in re.split(r"…+|\.{3,}", m.group(1))]
+        if not all(len(x) < 4 or any(x in t for t in texts) for x in parts):
+            check.problems.append(m.group(0))
+    return check
+
+
+def strip_sentences(reply: str, problems: list[str]) -> str:
+    """The reply without the sentences that carry an unsupported citation or quotation."""
+    sentences = re.split(r"(?<=[。！？!?\n])", reply)
+    kept = [s for s in sentences if s.strip() and not any(p in s for p in problems)]
+    return "".join(kept).strip()

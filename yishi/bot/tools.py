@@ -108,17 +108,36 @@ def _data(payload: Any) -> str:
 
 
 # ---------------------------------------------------------------- tool bodies
+RERANK_POOL = 20  # passages the model reads and reranks for one search
+_FULL_TEXT = 5  # the best few go in full; the rest shortened to keep the prompt small
+
+
 def _search(ctx: ToolContext, args: SearchArgs) -> Any:
     from yishi.knowledge import service as knowledge_service
 
-    hits = knowledge_service.search(args.query, k=4)
+    hits = list(knowledge_service.search(args.query, k=RERANK_POOL))
+    # The model's rewrite and the resident's own words both search; the model reranks the union.
+    own = (ctx.user_text or "").strip()
+    if own and own != args.query.strip():
+        hits += knowledge_service.search(own, k=RERANK_POOL)
+    seen: set[tuple[str, str, str]] = set()
+    merged = []
+    for h in sorted(hits, key=lambda h: -float(getattr(h, "score", 0.0) or 0.0)):
+        key = (h.source, h.article, h.text[:40])
+        if key not in seen:
+            seen.add(key)
+            merged.append(h)
+    hits = merged[:RERANK_POOL]
     ctx.actions.append({"type": "search_knowledge", "query": args.query, "hits": len(hits)})
     if not hits:
         return {"found": False, "note": "知识库中没有找到相关依据，请如实告诉用户并建议转人工"}
     ctx.citations.extend(citation_dicts(hits))
     ctx.titles.update(h.title.strip("《》") for h in hits)
-    return {"found": True, "passages": [
-        {"cite": format_citation(h.title, h.article), "text": h.text[:600]} for h in hits
+    return {"found": True, "note": "按检索相关度排列；请判断哪些条文真正回答了问题，只依据它们作答",
+            "passages": [
+        {"n": n, "cite": format_citation(h.title, h.article), "source": h.source,
+         "text": h.text[:600] if n <= _FULL_TEXT else h.text[:200]}
+        for n, h in enumerate(hits, 1)
     ]}
 
 

@@ -155,45 +155,44 @@ def register(app: typer.Typer, eval_app: typer.Typer) -> None:
         corpus: Annotated[Path, typer.Option(help="政策语料文件夹")] = _shared_default(
             "corpus", "policy"
         ),
-        mode: Annotated[str, typer.Option(help="hybrid、bm25、vector 或 all")] = "hybrid",
+        mode: Annotated[
+            str, typer.Option(help="ranked、hybrid、bm25、vector 或 all")
+        ] = "ranked",
+        split: Annotated[
+            str | None, typer.Option(help="只评测这一部分（train、dev、test）")
+        ] = None,
+        show_misses: Annotated[
+            bool, typer.Option("--show-misses", help="列出前 5 名里没有命中的问题")
+        ] = False,
         as_json: Annotated[bool, typer.Option("--json", help="输出 JSON")] = False,
     ) -> None:
-        """Recall@1/5/10 and MRR on an eval set (any-gold and all-gold), with the misses."""
+        """Recall@1/5/10 and MRR on an eval set (any-gold and all-gold); misses on request."""
         from yishi.core.config import get_settings
-        from yishi.knowledge import evaluation, service
+        from yishi.knowledge import evaluation, training
 
-        base = get_settings()
-        # A separate index (and database) of its own: the corpus must not leak into the
-        # community's knowledge base, and its embedding cache makes re-runs fast.
-        settings = base.model_copy(
-            update={
-                "data_dir": base.data_dir / "eval-retrieval",
-                "database_url": None,
-                "load_sample_knowledge": False,
-                "knowledge_dir": None,
-            }
-        )
+        settings = evaluation.corpus_settings(get_settings())
         if not data.is_file() or not corpus.is_dir():
             typer.echo(f"找不到评测集或语料：{data}，{corpus}", err=True)
             raise typer.Exit(2)
         try:
-            service.ensure_ready(settings)
-            report = service.ingest_paths(paths=[corpus], settings=settings, show_progress=True)
+            for error in evaluation.prepare_corpus(settings=settings, corpus=corpus):
+                typer.echo(f"失败 {error}", err=True)
         except YishiError as exc:
             _fail(exc)
             return
-        for f in report.errors:
-            typer.echo(f"失败 {f.path}：{f.error}", err=True)
-        items = evaluation.read_items(data)
-        modes = ["bm25", "vector", "hybrid"] if mode == "all" else [mode]
+        items = training.read_items(data, split=split)
+        modes = ["bm25", "vector", "hybrid", "ranked"] if mode == "all" else [mode]
         for m in modes:
-            scores = evaluation.evaluate(items, mode=m, settings=settings)
+            try:
+                scores = evaluation.evaluate(items, mode=m, settings=settings)
+            except YishiError as exc:
+                _fail(exc)
+                return
             if as_json:
-                typer.echo(
-                    json.dumps(
-                        {**scores.as_dict(), "miss_items": scores.misses}, ensure_ascii=False
-                    )
-                )
+                out = scores.as_dict()
+                if show_misses:
+                    out["miss_items"] = scores.misses
+                typer.echo(json.dumps(out, ensure_ascii=False))
                 continue
             r, ra = scores.recall_at, scores.recall_all_at
             typer.secho(f"[{m}] n={scores.n}", bold=True)
@@ -205,10 +204,102 @@ def register(app: typer.Typer, eval_app: typer.Typer) -> None:
                 f"  all-gold: recall@1={ra[1]:.3f} recall@5={ra[5]:.3f} recall@10={ra[10]:.3f}"
             )
             typer.echo(f"  misses (not in top 5): {len(scores.misses)}")
-            for miss in scores.misses:
+            for miss in scores.misses if show_misses else []:
                 gold = "、".join(f"{s} {a}" for s, a in miss["gold"])
                 top = "、".join(f"{s} {a}" for s, a in miss["top"])
                 typer.echo(
                     f"   - {miss['id']} rank={miss['rank']} {miss['question']}\n"
                     f"       gold: {gold}\n       top: {top}"
                 )
+
+    @eval_app.command("relevance")
+    def eval_relevance_cmd(
+        data: Annotated[
+            Path | None, typer.Option(help="问题与条文对 JSONL（默认：自带的 pairs.jsonl）")
+        ] = None,
+        out_of_scope: Annotated[
+            Path | None, typer.Option(help="不在语料范围内的问题 JSONL（默认：自带的）")
+        ] = None,
+        split: Annotated[str | None, typer.Option(help="只评测这一部分")] = "test",
+        corpus: Annotated[Path, typer.Option(help="政策语料文件夹")] = _shared_default(
+            "corpus", "policy"
+        ),
+        as_json: Annotated[bool, typer.Option("--json", help="输出 JSON")] = False,
+    ) -> None:
+        """Answered precision / recall of the calibrated relevance gate (in and out of scope)."""
+        from yishi.core.config import get_settings
+        from yishi.knowledge import evaluation, ranker, training
+
+        model = ranker.get_model()
+        if model is None:
+            typer.echo("没有训练好的排序模型，请先运行 yishi train-ranker", err=True)
+            raise typer.Exit(2)
+        settings = evaluation.corpus_settings(get_settings())
+        try:
+            for error in evaluation.prepare_corpus(settings=settings, corpus=corpus):
+                typer.echo(f"失败 {error}", err=True)
+            pairs = training.read_items(data or training.PAIRS_PATH, split=split)
+            oos = training.read_items(
+                out_of_scope or training.OUT_OF_SCOPE_PATH, split=split
+            )
+            fig = training.relevance_figures(
+                training.collect(pairs, settings=settings),
+                training.collect(oos, settings=settings),
+                model,
+            )
+        except YishiError as exc:
+            _fail(exc)
+            return
+        if as_json:
+            typer.echo(json.dumps(fig, ensure_ascii=False))
+            return
+        typer.echo(
+            f"in scope {fig['in_scope']}, out of scope {fig['out_of_scope']}, "
+            f"threshold {model.threshold:.2f}\n"
+            f"  answered precision={fig['answered_precision']:.3f} "
+            f"recall={fig['answered_recall']:.3f}  "
+            f"answered in scope={fig['answered_rate_in_scope']:.3f}  "
+            f"out of scope answered={fig['out_of_scope_answered']:.3f}"
+        )
+
+    @app.command("train-ranker")
+    def train_ranker_cmd(
+        corpus: Annotated[Path, typer.Option(help="政策语料文件夹")] = _shared_default(
+            "corpus", "policy"
+        ),
+        pairs: Annotated[
+            Path | None, typer.Option(help="问题与条文对 JSONL（默认：自带的 pairs.jsonl）")
+        ] = None,
+        out_of_scope: Annotated[
+            Path | None, typer.Option(help="不在语料范围内的问题 JSONL（默认：自带的）")
+        ] = None,
+        dry_run: Annotated[
+            bool, typer.Option("--dry-run", help="只打印结果，不写入模型文件")
+        ] = False,
+    ) -> None:
+        """Retrain the learned ranker and its relevance calibration from the shipped pairs."""
+        from yishi.core.config import get_settings
+        from yishi.knowledge import evaluation, training
+
+        if not corpus.is_dir():
+            typer.echo(f"找不到语料：{corpus}", err=True)
+            raise typer.Exit(2)
+        settings = evaluation.corpus_settings(get_settings())
+        try:
+            for error in evaluation.prepare_corpus(settings=settings, corpus=corpus):
+                typer.echo(f"失败 {error}", err=True)
+            model, report = training.train_ranker(
+                settings=settings,
+                pairs_path=pairs or training.PAIRS_PATH,
+                out_of_scope_path=out_of_scope or training.OUT_OF_SCOPE_PATH,
+            )
+        except YishiError as exc:
+            _fail(exc)
+            return
+        if not dry_run:
+            training.save(
+                model, report, corpus=corpus,
+                pairs_path=pairs or training.PAIRS_PATH,
+                out_of_scope_path=out_of_scope or training.OUT_OF_SCOPE_PATH,
+            )
+        typer.echo(json.dumps(report, ensure_ascii=False, indent=1))

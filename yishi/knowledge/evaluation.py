@@ -42,10 +42,33 @@ def read_items(path: Path) -> list[dict[str, Any]]:
     return items
 
 
+def corpus_settings(base: Settings) -> Settings:
+    """Settings for a separate evaluation index (and database) under the data dir: the corpus
+    must not leak into the community's knowledge base, and its embedding cache makes re-runs
+    fast."""
+    return base.model_copy(
+        update={
+            "data_dir": base.data_dir / "eval-retrieval",
+            "database_url": None,
+            "load_sample_knowledge": False,
+            "knowledge_dir": None,
+        }
+    )
+
+
+def prepare_corpus(*, settings: Settings, corpus: Path, show_progress: bool = True) -> list[str]:
+    """Ingest the corpus into the evaluation index (unchanged files are skipped); the errors."""
+    knowledge_service.ensure_ready(settings)
+    report = knowledge_service.ingest_paths(
+        paths=[corpus], settings=settings, show_progress=show_progress
+    )
+    return [f"{f.path}：{f.error}" for f in report.errors]
+
+
 def evaluate(
     items: list[dict[str, Any]],
     *,
-    mode: str = "hybrid",
+    mode: str = "ranked",
     settings: Settings | None = None,
     ks: tuple[int, ...] = (1, 5, 10),
 ) -> RetrievalScores:

@@ -121,6 +121,8 @@ class Candidate:
     bm25_score: float = 0.0
     vector_rank: int | None = None
     similarity: float = 0.0
+    rank_score: float | None = None  # the learned ranker's score, when it reordered the list
+    relevance: float | None = None  # calibrated probability that this passage answers
 
 
 def chunk_id(chunk: Chunk) -> str:

@@ -16,6 +16,7 @@ class Hit(BaseModel):
     chapter: str = ""
     text: str
     score: float
+    relevance: float | None = None  # calibrated probability that it answers (learned ranker)
 
     @property
     def citation(self) -> str:
@@ -41,7 +42,9 @@ class KnowledgeAnswer(BaseModel):
 
     text: str
     citations: list[Citation] = Field(default_factory=list)
-    confident: bool = False
+    confident: bool = False  # kept for callers: the same as `answered`
+    relevance: float = 0.0  # calibrated probability that the best passage answers the question
+    answered: bool = False  # relevance passed the threshold: the cited passages answer it
 
 
 class SearchRequest(BaseModel):

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from sqlalchemy import inspect
 from sqlmodel import Session, select
 
@@ -19,7 +20,6 @@ from yishi.core.errors import Invalid, NotFound
 from yishi.knowledge.chunking import chunk_document, cite
 from yishi.knowledge.index import VECTOR_WEIGHT, Candidate, KnowledgeIndex, tokenize
 from yishi.knowledge.loaders import (
-    CITIES,
     LoadedDocument,
     LoaderError,
     iter_files,
@@ -27,6 +27,8 @@ from yishi.knowledge.loaders import (
     load_file,
 )
 from yishi.knowledge.models import Document
+from yishi.knowledge.ranker import cities_in, get_model
+from yishi.knowledge.ranker import features as ranking_features
 from yishi.knowledge.schemas import Citation, FileResult, Hit, IngestReport, KnowledgeAnswer
 
 log = logging.getLogger(__name__)
@@ -41,49 +43,21 @@ CONFIDENT_SIMILARITY = 0.89
 CONFIDENT_WITH_KEYWORDS = 0.85
 ANSWER_MAX_CHARS = 420
 
-# Everyday words residents use, mapped to the terms regulations use. General vocabulary of
-# community governance; appended to the query, never replacing what the resident wrote.
-COLLOQUIAL_TERMS: tuple[tuple[str, str], ...] = (
+# Standard abbreviations residents use for the formal terms in regulations, taken from the
+# train split of the team's own question → article pairs (yishi/knowledge/data/ltr). Appended to
+# the keyword query, never replacing what the resident wrote; the learned ranker does the rest.
+ABBREVIATIONS: tuple[tuple[str, str], ...] = (
     ("业委会", "业主委员会"),
     ("维修基金", "专项维修资金"),
     ("大修基金", "专项维修资金"),
     ("公维金", "专项维修资金"),
     ("物业公司", "物业服务企业"),
-    ("换物业", "选聘 解聘 物业服务企业"),
     ("物业费", "物业服务费用"),
-    ("居委", "居民委员会"),
-    ("狗", "犬只 养犬"),
-    ("遛狗", "携犬出户"),
-    ("扔东西", "抛掷物品"),
-    ("往下扔", "高空抛物 抛掷物品"),
-    ("高空抛物", "从建筑物中抛掷物品"),
-    ("噪音", "噪声"),
-    ("吵", "噪声"),
-    ("扰民", "噪声 干扰他人正常生活"),
-    ("装修", "装饰装修"),
-    ("违建", "违法建设"),
-    ("违章", "违法建设"),
-    ("搭建", "违法搭建"),
-    ("加装电梯", "增设电梯"),
+    ("居委会", "居民委员会"),
+    ("物管会", "物业管理委员会"),
     ("装电梯", "增设电梯"),
-    ("厨余", "厨余垃圾"),
-    ("可回收", "可回收物"),
-    ("电动车", "电动自行车"),
-    ("充电", "充电设施"),
-    ("罚款", "罚款 法律责任"),
-    ("罚多少", "罚款 法律责任"),
-    ("上访", "信访"),
-    ("投诉", "投诉 举报"),
-    ("义工", "志愿者 志愿服务"),
-    ("捐款", "慈善 捐赠"),
-    ("老人", "老年人"),
-    ("隐私", "个人信息"),
-    ("摄像头", "图像采集 个人信息"),
-    ("开业主大会", "召开业主大会"),
-    ("车位", "车位 车库"),
-    ("停车费", "停车 收费"),
-    ("赔", "赔偿 侵权责任"),
 )
+CANDIDATE_POOL = 40  # hybrid candidates the learned ranker reorders
 
 _index_cache: dict[tuple[str, str], KnowledgeIndex] = {}
 _index_lock = threading.Lock()
@@ -299,16 +273,16 @@ def delete_document(*, session: Session, source: str, settings: Settings | None 
 # ---- search --------------------------------------------------------------------------------
 
 
+def clean_query(query: str | None) -> str:
+    """The query with whitespace collapsed, cut at MAX_QUERY_CHARS (what gets embedded)."""
+    return re.sub(r"\s+", " ", query or "").strip()[:MAX_QUERY_CHARS]
+
+
 def normalise_query(query: str) -> str:
     """The query cleaned up and extended with the formal terms for colloquial words."""
     text = re.sub(r"\s+", " ", query).strip()[:MAX_QUERY_CHARS]
-    extra = [formal for word, formal in COLLOQUIAL_TERMS if word in text and formal not in text]
+    extra = [formal for word, formal in ABBREVIATIONS if word in text and formal not in text]
     return f"{text} {' '.join(extra)}".strip() if extra else text
-
-
-def cities_in(query: str) -> list[str]:
-    """Cities named in a question (a named city points to that city's own regulations)."""
-    return [city for city in CITIES if city in query]
 
 
 def _prior(cities: list[str]) -> Callable[[dict[str, Any]], float]:
@@ -323,35 +297,56 @@ def _prior(cities: list[str]) -> Callable[[dict[str, Any]], float]:
     return prior
 
 
+SEARCH_MODES = ("ranked", "hybrid", "bm25", "vector")
+
+
 def search_candidates(
     query: str,
     *,
     k: int = 5,
     filters: dict[str, Any] | None = None,
-    mode: str = "hybrid",
+    mode: str = "ranked",
     settings: Settings | None = None,
+    vector: np.ndarray | None = None,
 ) -> list[Candidate]:
-    """Ranked candidates with both retrievers' evidence (mode: hybrid | bm25 | vector)."""
-    text = re.sub(r"\s+", " ", query or "").strip()[:MAX_QUERY_CHARS]
+    """Ranked candidates with both retrievers' evidence (`vector`: the query's own, when the
+    caller already has it, e.g. embedded in a batch).
+
+    mode: `ranked` (hybrid candidates reordered by the learned ranker, each with a calibrated
+    relevance), `hybrid` (BM25 + vectors fused), `bm25` or `vector` alone."""
+    if mode not in SEARCH_MODES:
+        raise Invalid(f"未知的检索方式：{mode}", hint="可用 ranked、hybrid、bm25、vector")
+    text = clean_query(query)
     if not text:
         return []
     index = get_index(settings)
     filters = _translate_filters(filters)
     expanded = normalise_query(text)
     tokens = tokenize(expanded)
-    # The embedder understands everyday wording itself; the added legal terms help BM25 only.
-    vector = index.embedder.embed_query(text) if mode in {"hybrid", "vector"} else None
-    weight = {"hybrid": VECTOR_WEIGHT, "bm25": 0.0, "vector": 1.0}.get(mode)
-    if weight is None:
-        raise Invalid(f"未知的检索方式：{mode}", hint="可用 hybrid、bm25、vector")
-    return index.hybrid_search(
+    # The embedder understands everyday wording itself; the added formal terms help BM25 only.
+    if mode == "bm25":
+        vector = None
+    elif vector is None:
+        vector = index.embedder.embed_query(text)
+    weight = {"bm25": 0.0, "vector": 1.0}.get(mode, VECTOR_WEIGHT)
+    model = get_model() if mode == "ranked" else None
+    pool = max(k, CANDIDATE_POOL) if model is not None else k
+    found = index.hybrid_search(
         tokens=tokens,
         vector=vector,
-        n=k,
+        n=pool,
         filters=filters,
         vector_weight=weight,
         prior=_prior(cities_in(text)),
     )
+    if model is None or not found:
+        return found[:k]
+    scores = model.score(ranking_features(expanded, found))
+    probs = model.probability(scores)
+    for cand, score, prob in zip(found, scores, probs, strict=True):
+        cand.rank_score, cand.relevance = float(score), float(prob)
+    order = np.argsort(-scores, kind="stable")
+    return [found[i] for i in order[:k]]
 
 
 def _translate_filters(filters: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -375,7 +370,8 @@ def _to_hit(cand: Candidate) -> Hit:
         article=str(meta.get("article", "")),
         chapter=str(meta.get("chapter", "")),
         text=cand.text,
-        score=round(cand.score, 4),
+        score=round(cand.rank_score if cand.rank_score is not None else cand.score, 4),
+        relevance=None if cand.relevance is None else round(cand.relevance, 4),
     )
 
 
@@ -385,7 +381,7 @@ def search(
     k: int = 5,
     filters: dict[str, Any] | None = None,
     settings: Settings | None = None,
-    mode: str = "hybrid",
+    mode: str = "ranked",
 ) -> list[Hit]:
     """The `k` passages that best answer `query`, each with source, title, article and chapter."""
     return [
@@ -397,8 +393,8 @@ def search(
 # ---- offline answer ------------------------------------------------------------------------
 
 NOT_FOUND_TEXT = (
-    "抱歉，我在现有的政策和社区文件里没有找到能可靠回答这个问题的条文，不想凭猜测回答您。"
-    "建议直接咨询居委会或物业工作人员；您也可以换个说法再问我。"
+    "抱歉，我在现有的政策和社区文件里没有找到能回答这个问题的条文，不想凭猜测回答您。"
+    "您可以回复“转人工”请居委会或物业的工作人员解答，也可以换个说法再问我。"
 )
 
 
@@ -433,21 +429,32 @@ def _excerpt(text: str, query_tokens: set[str], limit: int) -> str:
     return out
 
 
+def _passes(cand: Candidate) -> bool:
+    """Whether a passage answers: the calibrated relevance when the ranker scored it, else the
+    older rule on vector similarity (no ranker shipped)."""
+    model = get_model()
+    if cand.relevance is not None and model is not None:
+        return cand.relevance >= model.threshold
+    return cand.similarity >= CONFIDENT_SIMILARITY or (
+        cand.similarity >= CONFIDENT_WITH_KEYWORDS and cand.bm25_rank is not None
+    )
+
+
 def answer(query: str, *, k: int = 3, settings: Settings | None = None) -> KnowledgeAnswer:
-    """An extractive answer quoting the best passages with citations, or an honest 'not found'."""
+    """An extractive answer quoting the passages that answer, with citations, or an honest
+    'not found' that offers staff; `relevance` is the calibrated probability for the best one."""
     if not (query or "").strip():
         return KnowledgeAnswer(text="请告诉我您想了解什么，例如：养狗有什么规定？", confident=False)
     candidates = search_candidates(query, k=max(k, 1), settings=settings)
     if not candidates:
         return KnowledgeAnswer(text=NOT_FOUND_TEXT, confident=False)
     best = candidates[0]
-    confident = best.similarity >= CONFIDENT_SIMILARITY or (
-        best.similarity >= CONFIDENT_WITH_KEYWORDS and best.bm25_rank is not None
-    )
-    if not confident:
-        return KnowledgeAnswer(text=NOT_FOUND_TEXT, confident=False)
+    relevance = best.relevance if best.relevance is not None else float(_passes(best))
+    if not _passes(best):
+        return KnowledgeAnswer(text=NOT_FOUND_TEXT, relevance=round(relevance, 4))
     query_tokens = set(tokenize(normalise_query(query)))
-    keep = [c for c in candidates[:k] if c is best or c.score >= best.score * 0.6][:2]
+    # Cite only passages that pass on their own; at most two, to keep the reply short.
+    keep = [c for c in candidates[:k] if c is best or _passes(c)][:2]
     parts: list[str] = []
     citations: list[Citation] = []
     budget = ANSWER_MAX_CHARS - 60
@@ -465,7 +472,13 @@ def answer(query: str, *, k: int = 3, settings: Settings | None = None) -> Knowl
             )
         )
     parts.append("以上为条文摘录，具体情况请以原文和居委会、物业的解释为准。")
-    return KnowledgeAnswer(text="\n\n".join(parts), citations=citations, confident=True)
+    return KnowledgeAnswer(
+        text="\n\n".join(parts),
+        citations=citations,
+        confident=True,
+        relevance=round(relevance, 4),
+        answered=True,
+    )
 
 
 # ---- console helpers ----------------------------------------------------------------------
