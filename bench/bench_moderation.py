@@ -91,7 +91,7 @@ def main() -> None:
         f"({', '.join(f'{k} {v}' for k, v in sorted(stats.skipped.items())) or 'none'})"
     )
     print(f"throughput (wall): {len(batch) / total:,.1f} msgs/s")
-    print(f"throughput per core (CPU time of the process, all threads): {len(batch) / cpu_total:,.1f} msgs/s")
+    print(f"throughput per core (process CPU time): {len(batch) / cpu_total:,.1f} msgs/s")
     for name, values in (("wall", lat), ("cpu", cpu)):
         print(
             f"latency ms ({name}): p50 {pct(values, 50):.2f}  p95 {pct(values, 95):.2f}  "

@@ -171,7 +171,7 @@ def test_decoded_payload_is_screened_and_explained(
 ) -> None:
     import base64
 
-    screener, heads, _ = stub
+    screener, _, _ = stub
     hidden = "你这个傻逼"
     text = "看看这段：" + base64.b64encode(hidden.encode()).decode()
     v = screener.screen(text)

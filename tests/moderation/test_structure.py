@@ -52,7 +52,8 @@ def test_payloads_are_bounded() -> None:
 
 def test_scam_shape_needs_money_urgency_and_a_way_off_the_platform() -> None:
     names = structure.FEATURES
-    scam = dict(zip(names, structure.features("今天内转账500元，逾期作废，加微信 pay_helper88"), strict=True))
+    text = "今天内转账500元，逾期作废，加微信 pay_helper88"
+    scam = dict(zip(names, structure.features(text), strict=True))
     assert scam["scam_shape"] == 1.0 and scam["has_handle"] == 1.0
     sale = dict(zip(names, structure.features("闲置婴儿车200元，自提"), strict=True))
     assert sale["has_money"] == 1.0 and sale["scam_shape"] == 0.0

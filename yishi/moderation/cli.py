@@ -132,6 +132,10 @@ def register(app: typer.Typer, eval_app: typer.Typer) -> None:
         harm: Annotated[Path, typer.Option(help="ChineseHarm-Bench bench.json")] = _shared_default(
             "eval", "moderation", "chineseharm", "bench.json"
         ),
+        sample: Annotated[
+            int | None,
+            typer.Option(help="COLD 与 ChineseHarm 只评一个固定种子的样本（各类等量）"),
+        ] = None,
         as_json: Annotated[bool, typer.Option("--json", help="输出 JSON")] = False,
     ) -> None:
         """Figures on the team held-out split, moderation_dev, COLD test and ChineseHarm-Bench."""
@@ -169,10 +173,12 @@ def register(app: typer.Typer, eval_app: typer.Typer) -> None:
                 texts = evaluate.read_dev_texts(path)
                 run(name, texts, lambda s, p=path: evaluate.eval_dev(p, s))
             elif key == "cold":
-                texts = evaluate.read_cold_texts(path)
-                run(name, texts, lambda s, p=path: evaluate.eval_cold(p, s))
+                texts = evaluate.read_cold_texts(path, sample=sample)
+                run(name, texts, lambda s, p=path: evaluate.eval_cold(p, s, sample=sample))
             else:
-                texts = [t for t, _ in evaluate.read_chineseharm(path)]
-                run(name, texts, lambda s, p=path: evaluate.eval_chineseharm(p, s))
+                texts = [t for t, _ in evaluate.read_chineseharm(path, sample=sample)]
+                run(
+                    name, texts, lambda s, p=path: evaluate.eval_chineseharm(p, s, sample=sample)
+                )
         if as_json:
             typer.echo(json.dumps(reports, ensure_ascii=False, indent=2))

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import csv
 import json
+import random
 from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -13,6 +13,7 @@ from yishi.moderation import classifier
 from yishi.moderation.schemas import CATEGORIES, Verdict
 
 Screen = Callable[[str], Verdict]
+SAMPLE_SEED = 29
 
 
 def prf(tp: int, fp: int, fn: int) -> dict[str, float]:
@@ -92,10 +93,17 @@ def _binary(gold: Iterable[int], pred: Iterable[int]) -> dict[str, Any]:
     }
 
 
-def eval_cold(path: Path, screen: Screen, *, pipeline: bool = True) -> dict[str, Any]:
+def eval_cold(
+    path: Path, screen: Screen, *, pipeline: bool = True, sample: int | None = None
+) -> dict[str, Any]:
     """COLD CSV: macro-F1 of the char n-gram classifier alone (at 0.5) and of the whole
     pipeline (offensive = held, i.e. not allowed)."""
     texts, labels = classifier.read_labelled(path)
+    if sample is not None and sample < len(texts):
+        order = list(range(len(texts)))
+        random.Random(SAMPLE_SEED).shuffle(order)
+        texts = [texts[i] for i in order[:sample]]
+        labels = [labels[i] for i in order[:sample]]
     model = classifier.get_model()
     out: dict[str, Any] = {"rows": len(texts)}
     if model is not None:
@@ -152,19 +160,31 @@ def macro_f1(gold: list[str], pred: list[str], classes: Iterable[str]) -> dict[s
     return {"macro_f1": round(sum(per.values()) / len(per), 4), "per_class_f1": per}
 
 
-def read_chineseharm(path: Path) -> list[tuple[str, str]]:
-    """(text, our class name) pairs of ChineseHarm-Bench."""
+def read_chineseharm(path: Path, *, sample: int | None = None) -> list[tuple[str, str]]:
+    """(text, our class name) pairs of ChineseHarm-Bench; `sample`: a seeded sample with the
+    same number of rows from each class (evaluation on a busy machine)."""
     data = json.loads(path.read_text(encoding="utf-8"))
-    return [
+    rows = [
         (str(row.get("文本", "")), HARM_CLASSES.get(str(row.get("标签", "")), "other"))
         for row in data
     ]
+    if sample is None or sample >= len(rows):
+        return rows
+    by: dict[str, list[tuple[str, str]]] = {}
+    for r in rows:
+        by.setdefault(r[1], []).append(r)
+    out: list[tuple[str, str]] = []
+    for name in sorted(by):
+        group = by[name]
+        random.Random(SAMPLE_SEED).shuffle(group)
+        out += group[: max(1, sample // len(by))]
+    return out
 
 
-def eval_chineseharm(path: Path, screen: Screen) -> dict[str, Any]:
+def eval_chineseharm(path: Path, screen: Screen, *, sample: int | None = None) -> dict[str, Any]:
     """ChineseHarm-Bench: flagged share per class, harmful flagged, benign false flags, and the
     paper's 6-class macro-F1 (our categories mapped onto its classes)."""
-    rows = read_chineseharm(path)
+    rows = read_chineseharm(path, sample=sample)
     by_class: dict[str, Counter[str]] = {}
     gold: list[str] = []
     pred: list[str] = []
@@ -263,10 +283,14 @@ def format_report(name: str, report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def read_cold_texts(path: Path) -> list[str]:
-    """Just the texts of a COLD CSV (for benchmarks)."""
-    with path.open(encoding="utf-8-sig", newline="") as fh:
-        return [row.get("TEXT", "") for row in csv.DictReader(fh)]
+def read_cold_texts(path: Path, *, sample: int | None = None) -> list[str]:
+    """Just the texts of a COLD CSV (the same seeded sample as `eval_cold`)."""
+    texts, _ = classifier.read_labelled(path)
+    if sample is not None and sample < len(texts):
+        order = list(range(len(texts)))
+        random.Random(SAMPLE_SEED).shuffle(order)
+        texts = [texts[i] for i in order[:sample]]
+    return texts
 
 
 def read_dev_texts(path: Path) -> list[str]:

@@ -21,7 +21,9 @@ def detect(norm: Normalised) -> list[Signal]:
     if len(norm.compact.text) < 4:
         return []
     signals: list[Signal] = []
-    for m in structure.URL_RE.finditer(light):
+    for m in (structure.URL_RE.search(light), structure.SHORTENER_RE.search(light)):
+        if m is None:
+            continue
         start, end = norm.light.span(*m.span())
         short = structure.SHORTENER_RE.search(m.group(0)) is not None
         for cat in ("spam_ad", "fraud"):

@@ -162,16 +162,16 @@ def _fit(kind: str, x: np.ndarray, y: np.ndarray, seed: int) -> Any:
 
 def _layers(model: Any) -> list[tuple[np.ndarray, np.ndarray]]:
     if hasattr(model, "coefs_"):
-        return [
+        layers = [
             (np.asarray(w, np.float32), np.asarray(b, np.float32))
             for w, b in zip(model.coefs_, model.intercepts_, strict=True)
         ]
-    w = np.asarray(model.coef_, np.float32).T
-    b = np.asarray(model.intercept_, np.float32)
-    if w.shape[1] == 1:  # binary LR: expand to two logits
-        w = np.hstack([np.zeros_like(w), w])
-        b = np.array([0.0, b[0]], np.float32)
-    return [(w, b)]
+    else:
+        layers = [(np.asarray(model.coef_, np.float32).T, np.asarray(model.intercept_, np.float32))]
+    w, b = layers[-1]
+    if w.shape[1] == 1:  # a binary model has one logit: softmax([0, z]) is its sigmoid
+        layers[-1] = (np.hstack([np.zeros_like(w), w]), np.array([0.0, b[0]], np.float32))
+    return layers
 
 
 def _quantile_threshold(scores: np.ndarray, budget: float) -> float:
