@@ -3,7 +3,8 @@
 A message's vector (`yishi.core.embedding.embed_message`, multilingual-e5-small, memoised so the
 conversation engine reuses it) plus a few structural features (`structure.features`) go through
 one small network (a hidden ReLU layer, or none) with a softmax over "benign" and the policy's
-harm categories. The harm score is 1 - P(benign); the category is the most likely harmful class.
+harm categories. The harm score is 1 - P(benign), averaged with the char n-gram classifier's
+probability (`Heads.fuse`); the category is the most likely harmful class.
 Thresholds per category (review, block) were calibrated on the team corpus's dev split and ship
 with the weights; a community's policy file may override them.
 
@@ -64,7 +65,7 @@ class Heads:
 
     def probs(self, x: np.ndarray) -> np.ndarray:
         """Class probabilities for input rows (embedding + structural features)."""
-        h = (np.atleast_2d(x).astype(np.float32) - self.mean) / self.scale
+        h = (np.atleast_2d(x).astype(np.float64) - self.mean) / self.scale
         for i, (w, b) in enumerate(self.layers):
             h = h @ w + b
             if i < len(self.layers) - 1:
@@ -87,6 +88,13 @@ class Heads:
         order = np.argsort(-p)
         cat = next(self.classes[i] for i in order if i != b)
         return cat, harm, p
+
+    def fuse(self, harm: float, clf_prob: float | None) -> float:
+        """The decision score: the heads' harm averaged with the char n-gram probability."""
+        weight = float(self.meta.get("char_ngram_weight", 0.0) or 0.0)  # type: ignore[arg-type]
+        if clf_prob is None or weight <= 0.0:
+            return harm
+        return (1.0 - weight) * harm + weight * clf_prob
 
     def threshold(self, category: str) -> Thresholds:
         """The calibrated thresholds of a category (the overall ones if it has none)."""

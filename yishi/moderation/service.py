@@ -217,31 +217,33 @@ class Screener:
         *,
         is_reply: bool,
     ) -> list[Signal]:
-        """The semantic heads and the char n-gram classifier."""
+        """The semantic heads fused with the char n-gram classifier (or the classifier alone
+        when no heads are installed)."""
         out: list[Signal] = []
         heads = semantic.get_heads()
-        top = "insult"
+        model = classifier.get_model()
+        compact = self.lexicon.mask_allowed(norm)
+        p_clf = model.prob_prepared(compact) if model is not None and len(compact) >= 2 else None
         if heads is not None:
             inp = vectors.embed_input(text)
             cat, harm, _ = heads.judge(self.embed(inp), inp)
-            top = cat
+            score = heads.fuse(harm, p_clf)
             r, b = self.policy.semantic.get(cat) or astuple(heads.threshold(cat))
-            sig = semantic.to_signal(cat, harm, semantic.Thresholds(r, b))
+            sig = semantic.to_signal(cat, score, semantic.Thresholds(r, b))
+            if p_clf is not None:
+                sig.reason += f"；字符模型 {p_clf:.2f}"
             if sig.score >= 0.5 and cat in ("spam_ad", "fraud", "gambling"):
                 signals[:] = [_as_advertiser_contact(s) for s in signals]
             out.append(sig)
-        model = classifier.get_model()
-        compact = self.lexicon.mask_allowed(norm)
-        if model is not None and len(compact) >= 2:
-            p = model.prob_prepared(compact)
+        elif p_clf is not None:
             review, block = self._clf_bands(heads)
-            if p >= review:
+            if p_clf >= review:
                 out.append(
                     Signal(
-                        category=top,
-                        score=0.9 if p >= block else 0.6,
+                        category="insult",
+                        score=0.9 if p_clf >= block else 0.6,
                         source="classifier",
-                        reason=f"字符模型判定{'' if p >= block else '可能'}违规（{p:.2f}）",
+                        reason=f"字符模型判定{'' if p_clf >= block else '可能'}冒犯（{p_clf:.2f}）",
                     )
                 )
         if is_reply:

@@ -36,7 +36,8 @@ CATEGORY_ALIASES = {"porn": "sexual", "ads": "spam_ad", "ad": "spam_ad", "spam":
 NOT_HARM = {"none", "self_pii", ""}
 HARM_CLASSES = tuple(c for c in CATEGORIES if c != "self_pii")
 # Calibration targets on the dev split (the held-out goals are 1% blocked, 5% reviewed).
-BENIGN_BLOCK_BUDGET = 0.005
+BENIGN_BLOCK_BUDGET = 0.0075
+CHAR_NGRAM_WEIGHT = 0.5
 BENIGN_FLAG_BUDGET = 0.03
 MIN_BLOCK = 0.5
 COLD_CLASS = "hate"  # COLD's offensive posts attack groups (race, region, gender)
@@ -155,7 +156,11 @@ def _fit(kind: str, x: np.ndarray, y: np.ndarray, seed: int) -> Any:
 
     if kind == "mlp":
         return MLPClassifier(
-            hidden_layer_sizes=(256,), alpha=1e-3, max_iter=300, random_state=seed
+            hidden_layer_sizes=(256,),
+            alpha=0.1,
+            max_iter=300,
+            early_stopping=True,
+            random_state=seed,
         ).fit(x, y)
     return LogisticRegression(C=1.0, max_iter=3000).fit(x, y)
 
@@ -180,16 +185,22 @@ def _quantile_threshold(scores: np.ndarray, budget: float) -> float:
         return MIN_BLOCK
     s = np.sort(scores)[::-1]
     allowed = int(np.floor(budget * len(s)))
-    return float(min(0.995, s[allowed] + 1e-4)) if allowed < len(s) else MIN_BLOCK
+    return float(min(0.9999, s[allowed] + 1e-4)) if allowed < len(s) else MIN_BLOCK
+
+
+def _scores(
+    heads: semantic.Heads, p: np.ndarray, clf: np.ndarray
+) -> tuple[list[str], np.ndarray]:
+    tops = [heads.top(row) for row in p]
+    fused = np.array([heads.fuse(h, float(c)) for (_, h, _), c in zip(tops, clf, strict=True)])
+    return [c for c, _, _ in tops], fused
 
 
 def calibrate(
-    heads: semantic.Heads, p: np.ndarray, dev: Sequence[Item]
+    heads: semantic.Heads, p: np.ndarray, clf: np.ndarray, dev: Sequence[Item]
 ) -> dict[str, semantic.Thresholds]:
-    """Per-category (review, block) thresholds from the dev split's scores."""
-    tops = [heads.top(row) for row in p]
-    harm = np.array([h for _, h, _ in tops])
-    cats = [c for c, _, _ in tops]
+    """Per-category (review, block) thresholds from the dev split's fused scores."""
+    cats, harm = _scores(heads, p, clf)
     benign = np.array([it.label == "allow" for it in dev])
     block_all = max(MIN_BLOCK, _quantile_threshold(harm[benign], BENIGN_BLOCK_BUDGET))
     review_all = min(block_all, _quantile_threshold(harm[benign], BENIGN_FLAG_BUDGET))
@@ -205,11 +216,13 @@ def calibrate(
     return out
 
 
-def dev_figures(heads: semantic.Heads, p: np.ndarray, dev: Sequence[Item]) -> dict[str, float]:
-    """Held/blocked shares on the dev split under the calibrated thresholds (semantic only)."""
+def dev_figures(
+    heads: semantic.Heads, p: np.ndarray, clf: np.ndarray, dev: Sequence[Item]
+) -> dict[str, float]:
+    """Held/blocked shares on the dev split under the calibrated thresholds (learned stage)."""
     blocked_harm = held_harm = n_block = n_benign = b_blocked = b_review = 0
-    for it, row in zip(dev, p, strict=True):
-        cat, harm, _ = heads.top(row)
+    cats, fused = _scores(heads, p, clf)
+    for it, cat, harm in zip(dev, cats, fused, strict=True):
         t = heads.threshold(cat)
         action = "block" if harm >= t.block else "review" if harm >= t.review else "allow"
         if it.label == "block":
@@ -260,6 +273,15 @@ def train(
     cold_items = read_cold(cold, rows=cold_rows) if cold is not None and cold_rows > 0 else []
     fit_items = train_items + cold_items
     log(f"训练 {len(train_items)} 条（另加 COLD {len(cold_items)} 条），验证 {len(dev_items)} 条")
+    # The char n-gram classifier first: COLD train (all rows) + the corpus train split, 0/1.
+    clf_files = [cold] if cold is not None else []
+    extra = [(it.text, int(it.label != "allow")) for it in train_items]
+    clf_meta = classifier.train(
+        clf_files, out=out_dir / "classifier.npz", extra=extra, extra_weight=2.0
+    )
+    clf_model = classifier.load(out_dir / "classifier.npz")
+    assert clf_model is not None
+    clf_dev = np.array([clf_model.prob(it.text) for it in dev_items])
     cache = VectorCache(cache_dir)
     x_fit = design_matrix([it.text for it in fit_items], cache, log)
     x_dev = design_matrix([it.text for it in dev_items], cache, log)
@@ -274,10 +296,11 @@ def train(
             mean=mean,
             scale=scale,
             layers=_layers(model),
+            meta={"char_ngram_weight": CHAR_NGRAM_WEIGHT},
         )
         p = heads.probs(x_dev)
-        heads.thresholds = calibrate(heads, p, dev_items)
-        figs = dev_figures(heads, p, dev_items)
+        heads.thresholds = calibrate(heads, p, clf_dev, dev_items)
+        figs = dev_figures(heads, p, clf_dev, dev_items)
         # Choose the shape that holds most must-block messages within the benign budget.
         merit = figs["must_block_recall"] + 0.5 * figs["must_block_held"]
         log(f"  {kind}: dev {figs}")
@@ -285,7 +308,7 @@ def train(
             best = (merit, heads, p, kind)
     assert best is not None
     _, heads, p_dev, kind = best
-    figs = dev_figures(heads, p_dev, dev_items)
+    figs = dev_figures(heads, p_dev, clf_dev, dev_items)
     counts = Counter(it.target for it in fit_items)
     heads.meta = {
         "kind": "mlp (one hidden ReLU layer, 256)" if kind == "mlp" else "logistic regression",
@@ -299,25 +322,14 @@ def train(
             "corpus_files": _digest(corpus),
         },
         "calibrated_on": f"team corpus dev split ({len(dev_items)} rows)",
+        "decision_score": "0.5 * (1 - P(benign)) + 0.5 * char n-gram probability",
         "calibration_targets": {
             "benign_blocked": BENIGN_BLOCK_BUDGET,
             "benign_flagged": BENIGN_FLAG_BUDGET,
         },
         "dev_figures": figs,
+        "char_ngram_weight": CHAR_NGRAM_WEIGHT,
     }
-    # The char n-gram classifier: COLD train (all rows) + the corpus train split, 0/1.
-    clf_files = [cold] if cold is not None else []
-    extra = [(it.text, int(it.label != "allow")) for it in train_items]
-    clf_meta = classifier.train(
-        clf_files, out=out_dir / "classifier.npz", extra=extra, extra_weight=2.0
-    )
-    model = classifier.load(out_dir / "classifier.npz")
-    assert model is not None
-    clf_dev = np.array([model.prob(it.text) for it in dev_items])
-    benign = np.array([it.label == "allow" for it in dev_items])
-    clf_block = max(0.9, _quantile_threshold(clf_dev[benign], BENIGN_BLOCK_BUDGET / 2))
-    clf_review = min(clf_block, max(0.6, _quantile_threshold(clf_dev[benign], 0.01)))
-    heads.meta["char_ngram_thresholds"] = [round(clf_review, 4), round(clf_block, 4)]
     semantic.write(out_dir / "semantic.npz", heads)
     semantic.reset()
     classifier.reset()
