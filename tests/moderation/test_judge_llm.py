@@ -10,7 +10,7 @@ from tests.fakes.openai_server import FakeOpenAIServer, hang, http_error, text
 from yishi.core.config import Settings
 from yishi.moderation import adapters, service
 
-BORDER = "你有毛病吧，半夜还在装修"
+BORDER = "修空调的张师傅电话13912345678，手艺不错"
 
 
 def _settings(server: FakeOpenAIServer) -> Settings:

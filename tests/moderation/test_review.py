@@ -21,7 +21,7 @@ from yishi.moderation.models import (
 )
 
 BLOCKED = "你就是个傻逼"
-BORDER = "你有毛病吧，半夜还在装修"
+BORDER = "修空调的张师傅电话13912345678，手艺不错"
 
 
 @pytest.fixture()

@@ -65,9 +65,9 @@ def test_queue_decisions_and_audit(client: tuple[TestClient, dict[str, str], Ses
     items = []
     for text in (
         "你就是个傻逼",
-        "你有毛病吧，半夜还在装修",
-        "你有毛病吧，楼道又堆满了",
-        "你有毛病吧",
+        "修空调的张师傅电话13912345678，手艺不错",
+        "物业的李师傅手机13712345678，修得很好",
+        "快递员小王电话13612345678，人挺好",
     ):
         v = service.screen(text)
         items.append(

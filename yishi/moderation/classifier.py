@@ -24,7 +24,6 @@ from yishi.moderation.normalise import normalise
 DATA_DIR = Path(__file__).resolve().parent / "data"
 ARTIFACT_NPZ = DATA_DIR / "classifier.npz"
 ARTIFACT_META = DATA_DIR / "classifier.json"
-COMMUNITY_EXAMPLES = DATA_DIR / "community_examples.jsonl"
 MAX_CHARS = 2000  # longer texts are scored on their first and last 1,000 chars
 
 
@@ -163,14 +162,14 @@ def train(
     files: Iterable[Path],
     *,
     out: Path = ARTIFACT_NPZ,
-    include_community: bool = True,
+    extra: Iterable[tuple[str, int]] = (),
+    extra_weight: float = 2.0,
     ngram_max: int = 3,
     min_df: int = 2,
     c: float = 10.0,
     max_features: int = 150_000,
-    community_weight: float = 3.0,
 ) -> dict[str, object]:
-    """Fit the model on labelled files (+ the packaged community examples) and write it."""
+    """Fit the model on labelled files plus `extra` (text, 0/1) rows and write it."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
@@ -184,12 +183,12 @@ def train(
         labels += y
         weights += [1.0] * len(t)
         sources.append(f"{Path(f).name} ({len(t)} rows)")
-    if include_community and COMMUNITY_EXAMPLES.is_file():
-        t, y = read_labelled(COMMUNITY_EXAMPLES)
-        texts += t
-        labels += y
-        weights += [community_weight] * len(t)
-        sources.append(f"{COMMUNITY_EXAMPLES.name} ({len(t)} rows)")
+    extra_rows = list(extra)
+    if extra_rows:
+        texts += [t for t, _ in extra_rows]
+        labels += [y for _, y in extra_rows]
+        weights += [extra_weight] * len(extra_rows)
+        sources.append(f"team corpus train split ({len(extra_rows)} rows, weight {extra_weight})")
     if len(set(labels)) < 2:
         raise ValueError("training data needs both labels (0 safe, 1 offensive)")
     prepared = [normalise(t).compact.text for t in texts]

@@ -71,31 +71,59 @@ def register(app: typer.Typer, eval_app: typer.Typer) -> None:
 
     @moderation_app.command("train")
     def train_cmd(
-        data: Annotated[
-            list[Path],
-            typer.Option("--data", help="标注数据（CSV: TEXT,label 或 JSONL: text,label），可多次"),
-        ],
-        out: Annotated[
-            Path | None, typer.Option(help="输出路径（默认随包的 data/classifier.npz）")
+        corpus: Annotated[
+            list[Path] | None,
+            typer.Option(
+                "--corpus", help="语料目录或 JSONL 文件（默认随包的 data/corpus/），可多次"
+            ),
         ] = None,
-        no_community: Annotated[
-            bool, typer.Option("--no-community", help="不加入随包的社区示例")
-        ] = False,
+        cold: Annotated[
+            Path, typer.Option(help="COLD train.csv（第二训练来源）")
+        ] = _shared_default("eval", "moderation", "cold", "train.csv"),
+        no_cold: Annotated[bool, typer.Option("--no-cold", help="不使用 COLD")] = False,
+        cold_rows: Annotated[int, typer.Option(help="语义头使用的 COLD 抽样条数")] = 4000,
+        out_dir: Annotated[
+            Path | None, typer.Option(help="模型输出目录（默认随包的 data/）")
+        ] = None,
+        models: Annotated[
+            str, typer.Option(help="在 dev 上比较的模型形状，逗号分隔：mlp,lr")
+        ] = "mlp,lr",
     ) -> None:
-        """Train the char n-gram classifier and write the artifact."""
-        from yishi.moderation import classifier
+        """Retrain the semantic heads and the char n-gram classifier, calibrated on dev."""
+        from yishi.core.config import get_settings
+        from yishi.core.errors import Invalid
+        from yishi.moderation import semantic, training
 
-        missing = [str(p) for p in data if not p.is_file()]
-        if missing:
-            typer.echo(f"找不到训练数据：{', '.join(missing)}", err=True)
-            raise typer.Exit(2)
-        meta = classifier.train(
-            data, out=out or classifier.ARTIFACT_NPZ, include_community=not no_community
-        )
-        typer.echo(json.dumps(meta, ensure_ascii=False, indent=2))
+        cold_path: Path | None = None if no_cold else cold
+        if cold_path is not None and not cold_path.is_file():
+            typer.echo(
+                f"找不到 COLD 训练集 {cold_path}，只用团队语料训练（或用 --no-cold）", err=True
+            )
+            cold_path = None
+        try:
+            result = training.train(
+                corpus=corpus or [training.DEFAULT_CORPUS],
+                cold=cold_path,
+                cold_rows=cold_rows,
+                cache_dir=get_settings().data_dir / "moderation" / "vectors",
+                out_dir=out_dir or semantic.DATA_DIR,
+                kinds=tuple(k.strip() for k in models.split(",") if k.strip()),
+                log=lambda line: typer.echo(line, err=True),
+            )
+        except Invalid as exc:
+            typer.echo(f"{exc}（{exc.hint}）" if exc.hint else str(exc), err=True)
+            raise typer.Exit(2) from exc
+        typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
 
     @eval_app.command("moderation")
     def eval_cmd(
+        which: Annotated[
+            str, typer.Option("--set", help="team、dev、cold、harm 或 all（逗号分隔）")
+        ] = "all",
+        corpus: Annotated[
+            list[Path] | None, typer.Option("--corpus", help="团队语料目录（默认 data/corpus/）")
+        ] = None,
+        split: Annotated[str, typer.Option(help="团队语料的哪一部分")] = "test",
         dev: Annotated[Path, typer.Option(help="moderation_dev.jsonl")] = _shared_default(
             "eval", "moderation_dev.jsonl"
         ),
@@ -105,33 +133,54 @@ def register(app: typer.Typer, eval_app: typer.Typer) -> None:
         harm: Annotated[Path, typer.Option(help="ChineseHarm-Bench bench.json")] = _shared_default(
             "eval", "moderation", "chineseharm", "bench.json"
         ),
+        sample: Annotated[
+            int | None,
+            typer.Option(help="COLD 与 ChineseHarm 只评一个固定种子的样本（各类等量）"),
+        ] = None,
         as_json: Annotated[bool, typer.Option("--json", help="输出 JSON")] = False,
-        show_errors: Annotated[bool, typer.Option("--errors", help="列出 dev 上判错的 id")] = False,
     ) -> None:
-        """P/R/F1 per action and category, false-block/review rates; COLD and ChineseHarm."""
-        from yishi.moderation import evaluate, service
+        """Figures on the team held-out split, moderation_dev, COLD test and ChineseHarm-Bench."""
+        from yishi.moderation import evaluate, training
 
-        def screen(text: str) -> service.Verdict:
-            return service.screen(text)
-
+        sets = {"team", "dev", "cold", "harm"} if which == "all" else set(which.split(","))
         reports: dict[str, object] = {}
-        for name, path, fn in (
-            ("moderation_dev", dev, evaluate.eval_dev),
-            ("cold_test", cold, evaluate.eval_cold),
-            ("chineseharm_abuse_ads", harm, evaluate.eval_chineseharm),
-        ):
-            if not path.is_file():
-                typer.echo(f"跳过 {name}：找不到 {path}（用选项指定路径）", err=True)
-                continue
-            report = fn(path, screen)
-            if name == "moderation_dev" and not show_errors:
-                report.pop("errors", None)
+
+        def run(name: str, texts: list[str], fn: object) -> None:
+            screener = evaluate.cached_screener(texts)
+            report = fn(screener.screen)  # type: ignore[operator]
+            report["skipped_embedding"] = round(screener.stats.skip_share, 4)
             reports[name] = report
             if not as_json:
                 typer.echo(evaluate.format_report(name, report))
-                if show_errors and "errors" in report:
-                    for err in report["errors"]:
-                        typer.echo(f"  miss {err}")
+
+        if "team" in sets:
+            items = [
+                it
+                for it in training.read_corpus(corpus or [training.DEFAULT_CORPUS])
+                if it.split == split
+            ]
+            run(f"team_{split}", [it.text for it in items], lambda s: evaluate.eval_team(items, s))
+        for key, name, path in (
+            ("dev", "moderation_dev", dev),
+            ("cold", "cold_test", cold),
+            ("harm", "chineseharm_bench", harm),
+        ):
+            if key not in sets:
+                continue
+            if not path.is_file():
+                typer.echo(f"跳过 {name}：找不到 {path}（用选项指定路径）", err=True)
+                continue
+            if key == "dev":
+                texts = evaluate.read_dev_texts(path)
+                run(name, texts, lambda s, p=path: evaluate.eval_dev(p, s))
+            elif key == "cold":
+                texts = evaluate.read_cold_texts(path, sample=sample)
+                run(name, texts, lambda s, p=path: evaluate.eval_cold(p, s, sample=sample))
+            else:
+                texts = [t for t, _ in evaluate.read_chineseharm(path, sample=sample)]
+                run(
+                    name, texts, lambda s, p=path: evaluate.eval_chineseharm(p, s, sample=sample)
+                )
         if as_json:
             typer.echo(json.dumps(reports, ensure_ascii=False, indent=2))
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import csv
 import json
+import random
 from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -13,6 +13,7 @@ from yishi.moderation import classifier
 from yishi.moderation.schemas import CATEGORIES, Verdict
 
 Screen = Callable[[str], Verdict]
+SAMPLE_SEED = 29
 
 
 def prf(tp: int, fp: int, fn: int) -> dict[str, float]:
@@ -92,9 +93,17 @@ def _binary(gold: Iterable[int], pred: Iterable[int]) -> dict[str, Any]:
     }
 
 
-def eval_cold(path: Path, screen: Screen, *, pipeline: bool = True) -> dict[str, Any]:
-    """COLD CSV: macro-F1 of the classifier alone and of the pipeline (flag = not allow)."""
+def eval_cold(
+    path: Path, screen: Screen, *, pipeline: bool = True, sample: int | None = None
+) -> dict[str, Any]:
+    """COLD CSV: macro-F1 of the char n-gram classifier alone (at 0.5) and of the whole
+    pipeline (offensive = held, i.e. not allowed)."""
     texts, labels = classifier.read_labelled(path)
+    if sample is not None and sample < len(texts):
+        order = list(range(len(texts)))
+        random.Random(SAMPLE_SEED).shuffle(order)
+        texts = [texts[i] for i in order[:sample]]
+        labels = [labels[i] for i in order[:sample]]
     model = classifier.get_model()
     out: dict[str, Any] = {"rows": len(texts)}
     if model is not None:
@@ -113,35 +122,148 @@ HARM_CLASSES = {
     "低俗色情": "sexual",
     "不违规": "benign",
 }
+HARMFUL = ("abuse", "ads", "gambling", "fraud", "sexual")
+# Our categories on ChineseHarm-Bench's six classes (the strongest category decides).
+OURS_TO_HARM = {
+    "insult": "abuse",
+    "harassment": "abuse",
+    "threat": "abuse",
+    "hate": "abuse",
+    "incitement": "abuse",
+    "doxxing": "abuse",
+    "spam_ad": "ads",
+    "prompt_injection": "ads",
+    "gambling": "gambling",
+    "fraud": "fraud",
+    "sexual": "sexual",
+}
 
 
-def eval_chineseharm(
-    path: Path, screen: Screen, classes: tuple[str, ...] = ("abuse", "ads")
-) -> dict[str, Any]:
-    """ChineseHarm-Bench: flag and block rate per class, and harmful-vs-benign P/R/F1."""
+def harm_class(v: Verdict) -> str:
+    """The ChineseHarm-Bench class our verdict amounts to."""
+    if v.action == "allow":
+        return "benign"
+    for c in v.categories:
+        if c in OURS_TO_HARM:
+            return OURS_TO_HARM[c]
+    return "abuse"
+
+
+def macro_f1(gold: list[str], pred: list[str], classes: Iterable[str]) -> dict[str, Any]:
+    """Per-class F1 and their mean."""
+    per: dict[str, float] = {}
+    for c in classes:
+        tp = sum(1 for g, p in zip(gold, pred, strict=True) if g == c and p == c)
+        fp = sum(1 for g, p in zip(gold, pred, strict=True) if g != c and p == c)
+        fn = sum(1 for g, p in zip(gold, pred, strict=True) if g == c and p != c)
+        per[c] = prf(tp, fp, fn)["f1"]
+    return {"macro_f1": round(sum(per.values()) / len(per), 4), "per_class_f1": per}
+
+
+def read_chineseharm(path: Path, *, sample: int | None = None) -> list[tuple[str, str]]:
+    """(text, our class name) pairs of ChineseHarm-Bench; `sample`: a seeded sample with the
+    same number of rows from each class (evaluation on a busy machine)."""
     data = json.loads(path.read_text(encoding="utf-8"))
+    rows = [
+        (str(row.get("文本", "")), HARM_CLASSES.get(str(row.get("标签", "")), "other"))
+        for row in data
+    ]
+    if sample is None or sample >= len(rows):
+        return rows
+    by: dict[str, list[tuple[str, str]]] = {}
+    for r in rows:
+        by.setdefault(r[1], []).append(r)
+    out: list[tuple[str, str]] = []
+    for name in sorted(by):
+        group = by[name]
+        random.Random(SAMPLE_SEED).shuffle(group)
+        out += group[: max(1, sample // len(by))]
+    return out
+
+
+def eval_chineseharm(path: Path, screen: Screen, *, sample: int | None = None) -> dict[str, Any]:
+    """ChineseHarm-Bench: flagged share per class, harmful flagged, benign false flags, and the
+    paper's 6-class macro-F1 (our categories mapped onto its classes)."""
+    rows = read_chineseharm(path, sample=sample)
     by_class: dict[str, Counter[str]] = {}
-    for row in data:
-        name = HARM_CLASSES.get(row.get("标签", ""), "other")
-        if name not in (*classes, "benign"):
-            continue
-        v = screen(str(row.get("文本", "")))
+    gold: list[str] = []
+    pred: list[str] = []
+    for text, name in rows:
+        v = screen(text)
         by_class.setdefault(name, Counter())[v.action] += 1
-    report: dict[str, Any] = {}
-    for name, cnt in by_class.items():
+        gold.append(name)
+        pred.append(harm_class(v))
+    per_class: dict[str, Any] = {}
+    for name, cnt in sorted(by_class.items()):
         total = sum(cnt.values())
-        report[name] = {
+        per_class[name] = {
             "rows": total,
             "flagged_rate": round((cnt["review"] + cnt["block"]) / total, 4),
             "blocked_rate": round(cnt["block"] / total, 4),
         }
-    flagged = sum(report[c]["flagged_rate"] * report[c]["rows"] for c in classes if c in report)
-    harmful = sum(report[c]["rows"] for c in classes if c in report)
+    harmful = [by_class[c] for c in HARMFUL if c in by_class]
+    n_harm = sum(sum(c.values()) for c in harmful)
+    flagged = sum(c["review"] + c["block"] for c in harmful)
     benign = by_class.get("benign", Counter())
-    fp = benign["review"] + benign["block"]
-    tp = round(flagged)
-    report["harmful_vs_benign"] = prf(tp, fp, harmful - tp)
-    return report
+    n_benign = sum(benign.values())
+    return {
+        "rows": len(rows),
+        "per_class": per_class,
+        "harmful_flagged": round(flagged / n_harm, 4) if n_harm else 0.0,
+        "benign_flagged": round((benign["review"] + benign["block"]) / n_benign, 4)
+        if n_benign
+        else 0.0,
+        "six_class": macro_f1(gold, pred, (*HARMFUL, "benign")),
+    }
+
+
+def eval_team(items: list[Any], screen: Screen) -> dict[str, Any]:
+    """The team corpus's held-out split: must-block recall, benign blocked / reviewed,
+    injections held, and held/blocked shares per category."""
+    must_block = blocked = held_block = 0
+    review_items = review_held = 0
+    benign = benign_blocked = benign_review = 0
+    per_cat: dict[str, Counter[str]] = {}
+    for it in items:
+        v = screen(it.text)
+        if it.label == "allow":
+            benign += 1
+            benign_blocked += v.action == "block"
+            benign_review += v.action == "review"
+            continue
+        if it.label == "block":
+            must_block += 1
+            blocked += v.action == "block"
+            held_block += v.action != "allow"
+        else:
+            review_items += 1
+            review_held += v.action != "allow"
+        for c in it.categories:
+            cnt = per_cat.setdefault(c, Counter())
+            cnt["rows"] += 1
+            cnt["held"] += v.action != "allow"
+            cnt["blocked"] += v.action == "block"
+    return {
+        "rows": len(items),
+        "must_block_recall": round(blocked / must_block, 4) if must_block else 0.0,
+        "must_block_held": round(held_block / must_block, 4) if must_block else 0.0,
+        "review_items_held": round(review_held / review_items, 4) if review_items else 0.0,
+        "benign_blocked_rate": round(benign_blocked / benign, 4) if benign else 0.0,
+        "benign_review_rate": round(benign_review / benign, 4) if benign else 0.0,
+        "injection_held": round(
+            per_cat.get("prompt_injection", Counter())["held"]
+            / max(1, per_cat.get("prompt_injection", Counter())["rows"]),
+            4,
+        ),
+        "categories": {
+            c: {
+                "rows": cnt["rows"],
+                "held": round(cnt["held"] / cnt["rows"], 4),
+                "blocked": round(cnt["blocked"] / cnt["rows"], 4),
+            }
+            for c, cnt in sorted(per_cat.items())
+        },
+    }
 
 
 def format_report(name: str, report: dict[str, Any]) -> str:
@@ -161,7 +283,42 @@ def format_report(name: str, report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def read_cold_texts(path: Path) -> list[str]:
-    """Just the texts of a COLD CSV (for benchmarks)."""
-    with path.open(encoding="utf-8-sig", newline="") as fh:
-        return [row.get("TEXT", "") for row in csv.DictReader(fh)]
+def read_cold_texts(path: Path, *, sample: int | None = None) -> list[str]:
+    """Just the texts of a COLD CSV (the same seeded sample as `eval_cold`)."""
+    texts, _ = classifier.read_labelled(path)
+    if sample is not None and sample < len(texts):
+        order = list(range(len(texts)))
+        random.Random(SAMPLE_SEED).shuffle(order)
+        texts = [texts[i] for i in order[:sample]]
+    return texts
+
+
+def read_dev_texts(path: Path) -> list[str]:
+    """Just the texts of a moderation_dev-style JSONL."""
+    return [
+        str(json.loads(line)["text"])
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
+
+
+def cached_screener(texts: list[str]) -> Any:
+    """A copy of the configured screener whose sentence vectors for `texts` come from the
+    on-disk vector cache (embedded in batches once), so evaluating thousands is affordable."""
+    import dataclasses
+
+    from yishi.core import embedding
+    from yishi.core.config import get_settings
+    from yishi.moderation import service
+    from yishi.moderation.vectors import VectorCache, embed_input
+
+    cache = VectorCache(get_settings().data_dir / "moderation" / "vectors")
+    inputs = [embed_input(t) for t in texts]
+    vecs = cache.get_many(inputs)
+    lookup = dict(zip(inputs, vecs, strict=True))
+
+    def embed(text: str) -> Any:
+        hit = lookup.get(text)
+        return hit if hit is not None else embedding.embed_message(text)
+
+    return dataclasses.replace(service.get_screener(), embed=embed, stats=service.ScreenStats())

@@ -182,18 +182,6 @@ class Lexicon:
                     reason=reason,
                 )
             )
-        for m in _PRAISE_IN_QUOTES.finditer(norm.light.text):
-            o_start, o_end = norm.light.span(*m.span())
-            signals.append(
-                Signal(
-                    category="insult",
-                    score=0.55,
-                    start=o_start,
-                    end=o_end,
-                    source="tone",
-                    reason=f"反讽用语：{m.group(0)}",
-                )
-            )
         return signals + masked
 
     def _masked_hits(self, norm: Normalised) -> list[Signal]:
@@ -269,10 +257,6 @@ class Lexicon:
 
 
 _PREDICATE = re.compile(r"(是个|是一个|就是个|真是个|你个|你这个|你们这些|这个死|你这种)$")
-_PRAISE_IN_QUOTES = re.compile(
-    r"['‘“\"「『]\s?(精英|敬业|专业|负责|有活力|高效|贴心|好心|厉害|聪明|能干|优秀|文明|高素质|热心|大善人"
-    r"|为民|尽职|用心|懂事|有素质|有教养|体面|靠谱)(们)?\s?['’”\"」』]"
-)
 _MASK_CHARS = "*#@$!0134"
 _MASKED_TOKEN = re.compile(r"[a-z0-9*#@$!]{3,}")
 _LEET = str.maketrans(

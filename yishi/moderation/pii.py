@@ -119,34 +119,6 @@ _EXPOSE_CUES = (
     "扒出",
     "老赖",
     "这家人",
-    "去他家",
-    "去她家",
-    "堵他",
-    "堵她",
-    "大家见到",
-    "见到就",
-    "拍下来",
-    "加他骂",
-    "加她骂",
-    "骂他",
-    "骂她",
-    "催他",
-    "催她",
-    "一起催",
-    "大家帮我",
-    "认准",
-    "记住这个",
-    "大家加他",
-    "大家加她",
-)
-# Someone's whereabouts or vulnerability: alone at home, a broken lock, when they leave.
-VULN_RE = re.compile(
-    r"(一个人|独自|自己一个人|单独)(在家|走路|上学|回家|出门|住)|家里没人|门锁(还|也)?坏|门没锁|出差|不在家"
-    r"|\d{1,2}(点|:|：)(\d{1,2}|半)?(分)?(出门|回家|下班|放学|出发|离开)|每天(早上|晚上)?.{0,6}(出门|回家)"
-)
-VULN_WHO = re.compile(
-    r"\d{1,3}(栋|号楼|幢|单元)|\d{3,4}(的|室|号)|那户|那家|隔壁|对门|楼上|楼下|女主人|男主人|孩子|小孩|老人"
-    r"|女儿|儿子|老太太|老大爷|独居"
 )
 _CUE_WINDOW = 20
 
@@ -281,24 +253,7 @@ def detect(norm: Normalised, *, context: str = "message") -> list[Signal]:
         if kind in ("plate", "partial") and not exposed:
             continue
         signals.append(_sig("doxxing", score, o_start, o_end, f"他人{label}", kind != "plate"))
-    if context != "reply":
-        signals += _whereabouts(norm)
     return signals
-
-
-def _whereabouts(norm: Normalised) -> list[Signal]:
-    """Someone else's routine or vulnerability (alone at home, leaves at 7:20) is doxxing."""
-    text = norm.light.text
-    cues = list(VULN_RE.finditer(text))
-    if not cues:
-        return []
-    who = VULN_WHO.search(text)
-    if who is None or (len(cues) < 2 and not re.search(r"\d", who.group(0))):
-        return []
-    if any(c in text for c in ("我家", "我一个人", "我自己", "我每天", "我出差")):
-        return []
-    start, end = norm.light.span(cues[0].start(), cues[-1].end())
-    return [_sig("doxxing", 0.88, start, end, "透露他人行踪或安全状况", False)]
 
 
 def _plausible_birth_str(id18: str) -> bool:

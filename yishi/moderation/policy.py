@@ -37,12 +37,13 @@ class Policy:
     """One community's moderation policy."""
 
     rules: dict[str, CategoryRule] = field(default_factory=lambda: dict(DEFAULT_RULES))
-    # Classifier probability bands (offensive): at or above `clf_review` the message is reviewed,
-    # at or above `clf_block` it is blocked; a lexicon hit in review range plus a classifier
-    # probability at or above `clf_confirm` is blocked.
-    clf_review: float = 0.9
-    clf_block: float = 0.99
-    clf_confirm: float = 0.85
+    # Char n-gram classifier probability bands: at or above `clf_review` the message is
+    # reviewed, at or above `clf_block` blocked. None: the bands calibrated at training time.
+    clf_review: float | None = None
+    clf_block: float | None = None
+    # Semantic-head harm thresholds per category, (review, block); categories not listed use
+    # the thresholds calibrated at training time.
+    semantic: dict[str, tuple[float, float]] = field(default_factory=dict)
     allow_terms: tuple[str, ...] = ()
     extra_terms: tuple[Entry, ...] = ()
     # Where an LLM judge (if configured) is asked: scores within [review, block) by default.
@@ -129,7 +130,8 @@ def load(path: Path | None) -> Policy:
     """A policy from a TOML or JSON file (None: the defaults).
 
     Format: `[categories.<name>] review = 0.5, block = 0.85, max_action = "review"`,
-    top-level `clf_review`, `clf_block`, `clf_confirm`, `allow_terms = [...]`,
+    `[semantic.<name>] review = 0.4, block = 0.8` (harm thresholds of the semantic heads),
+    top-level `clf_review`, `clf_block`, `allow_terms = [...]`,
     `extra_terms = [{term, category, weight, flags}]`, `strike_window_days`, `auto_strike_score`,
     `no_strike_categories`, `mute_ladder_hours = [0, 1, 24, 168]` (or the older
     `strikes_for_mute`, `mute_hours`, `mute_max_hours`).
@@ -164,6 +166,18 @@ def from_dict(raw: dict[str, Any]) -> Policy:
             max_action=action,
         )
     defaults = Policy()
+    semantic: dict[str, tuple[float, float]] = {}
+    for cat, conf in (raw.get("semantic") or {}).items():
+        try:
+            review, block = float(conf["review"]), float(conf["block"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise Invalid(
+                f"语义阈值 {cat} 需要 review 和 block 两个数值",
+                hint="例如 review = 0.4, block = 0.8",
+            ) from exc
+        if not 0.0 <= review <= block <= 1.0:
+            raise Invalid(f"语义阈值 {cat} 需满足 0 ≤ review ≤ block ≤ 1")
+        semantic[cat] = (review, block)
     extra = tuple(
         Entry(
             str(e["term"]), str(e["category"]), float(e.get("weight", 0.9)), str(e.get("flags", ""))
@@ -173,9 +187,9 @@ def from_dict(raw: dict[str, Any]) -> Policy:
     ladder = _ladder(raw, defaults)
     return Policy(
         rules=rules,
-        clf_review=float(raw.get("clf_review", defaults.clf_review)),
-        clf_block=float(raw.get("clf_block", defaults.clf_block)),
-        clf_confirm=float(raw.get("clf_confirm", defaults.clf_confirm)),
+        clf_review=_opt_float(raw.get("clf_review")),
+        clf_block=_opt_float(raw.get("clf_block")),
+        semantic=semantic,
         allow_terms=tuple(str(t) for t in raw.get("allow_terms", [])),
         extra_terms=extra,
         strikes_for_mute=int(raw.get("strikes_for_mute", defaults.strikes_for_mute)),
@@ -209,3 +223,7 @@ def _ladder(raw: dict[str, Any], defaults: Policy) -> tuple[float, ...]:
         hours *= 2
     steps_list.append(top)
     return tuple(steps_list)
+
+
+def _opt_float(value: Any) -> float | None:
+    return None if value is None else float(value)

@@ -19,6 +19,7 @@ CATEGORIES = (
     "self_pii",
     "spam_ad",
     "fraud",
+    "gambling",
     "incitement",
     "prompt_injection",
 )

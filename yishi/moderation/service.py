@@ -5,19 +5,22 @@ from __future__ import annotations
 
 import gc
 import logging
+import re
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
 from sqlmodel import Session, col, select
 
+from yishi.core import embedding
 from yishi.core.auth import Actor
 from yishi.core.clock import utcnow
 from yishi.core.errors import Conflict, Forbidden, Invalid, NotFound
 from yishi.core.models import Role
-from yishi.moderation import audit, classifier, injection, pii, spam
+from yishi.moderation import audit, classifier, injection, pii, semantic, spam, structure, vectors
 from yishi.moderation import lexicon as lexicon_mod
 from yishi.moderation import policy as policy_mod
 from yishi.moderation.models import Appeal, ModerationDecision, Mute, ReviewItem, Strike
@@ -42,40 +45,107 @@ class Judge(Protocol):
 
 
 @dataclass
+class ScreenStats:
+    """How many screened texts skipped the semantic stage, and why (see `Screener.stats`)."""
+
+    screened: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def skip_share(self) -> float:
+        """Share of screened texts that a crisp check settled without the embedding."""
+        return sum(self.skipped.values()) / self.screened if self.screened else 0.0
+
+
+# Exact commands and vote words: nothing in them needs judging.
+COMMANDS = frozenset(
+    {
+        "帮助",
+        "菜单",
+        "help",
+        "我的问题",
+        "我的报修",
+        "议题",
+        "转人工",
+        "取消",
+        "赞成",
+        "反对",
+        "同意",
+        "不同意",
+        "弃权",
+        "跳过",
+        "agree",
+        "disagree",
+        "pass",
+        "是",
+        "否",
+        "好",
+        "好的",
+        "谢谢",
+        "你好",
+    }
+)
+_VOTE_RE = re.compile(
+    r"(投票|vote)?\s*#?\d{1,6}\s*(赞成|反对|弃权|同意|不同意|agree|disagree|pass)"
+)
+MAX_DECODE_DEPTH = 1
+
+
+@dataclass
 class Screener:
     """The compiled pipeline for one community policy."""
 
     policy: policy_mod.Policy
     lexicon: lexicon_mod.Lexicon
     judge: Judge | None = None
+    # The message's sentence vector; the shared memoised one unless a caller (evaluation)
+    # supplies vectors it already has.
+    embed: Callable[[str], np.ndarray] = embedding.embed_message
+    stats: ScreenStats = field(default_factory=ScreenStats)
 
     def screen(self, text: str, *, context: str = "message", judge: Judge | None = None) -> Verdict:
         """Run every detector and decide (see module `screen`)."""
         text = sanitise(text if isinstance(text, str) else str(text or ""))
+        self.stats.screened += 1
+        if not text.strip():
+            self._skip("empty")
+            return Verdict(action="allow", redacted=text)
+        signals, reasons = self._signals(text, context=context, depth=0)
+        action, cats, score = self.policy.decide(signals)
+        verdict = _build_verdict(text, signals, action, cats, score, reasons)
+        judge = judge or self.judge
+        low, high = self.policy.judge_band
+        if judge is not None and action != "block" and (action == "review" or low <= score < high):
+            verdict = _ask_judge(judge, text, verdict)
+        return verdict
+
+    def _skip(self, why: str) -> None:
+        self.stats.skipped[why] = self.stats.skipped.get(why, 0) + 1
+
+    def _signals(self, text: str, *, context: str, depth: int) -> tuple[list[Signal], list[str]]:
         if len(text) > MAX_SCREEN_CHARS:
             analysed = text[: MAX_SCREEN_CHARS // 2] + text[-MAX_SCREEN_CHARS // 2 :]
             shift = len(text) - MAX_SCREEN_CHARS
         else:
             analysed, shift = text, 0
-        if not analysed.strip():
-            return Verdict(action="allow", redacted=text)
         norm = normalise(analysed)
         is_reply = context == "reply"
-        # The bot writes plainly (no evasions) and often quotes the law (侮辱、殴打...).
+        reasons: list[str] = []
+        # Crisp checks: unambiguous slurs, personal data with check digits, links and handles,
+        # chat-template markers.
         signals: list[Signal] = self.lexicon.match(norm, homophones=not is_reply)
         signals += pii.detect(norm, context=context)
-        ads = spam.detect(norm)
-        if any(a.category in ("spam_ad", "fraud") and a.score >= 0.5 for a in ads):
-            signals = [_as_advertiser_contact(s) for s in signals]
-        signals += ads
-        if context != "reply":
+        signals += spam.detect(norm)
+        if not is_reply:
             signals += injection.detect(norm)
-        reasons: list[str] = []
+        if depth < MAX_DECODE_DEPTH:
+            signals += self._decoded(analysed, context=context, depth=depth, reasons=reasons)
+        settled = None if depth else self._settled(norm, signals)
+        if settled is not None:
+            self._skip(settled)
+        else:
+            signals += self._learned(analysed, norm, signals, reasons, is_reply=is_reply)
         signals += _sexual_harassment(signals, norm.compact.text)
-        clf = self._classifier_signals(self.lexicon.mask_allowed(norm), signals, reasons)
-        if is_reply:
-            clf = [s.model_copy(update={"score": min(s.score, 0.6)}) for s in clf]
-        signals += clf
         weak = self.lexicon.weak_hits(norm)
         if weak:
             reasons.append("外部词表弱信号：" + "、".join(weak[:5]))
@@ -85,52 +155,107 @@ class Screener:
                 if s.start >= half:
                     s.start += shift
                     s.end += shift
-        action, cats, score = self.policy.decide(signals)
-        verdict = _build_verdict(text, signals, action, cats, score, reasons)
-        judge = judge or self.judge
-        low, high = self.policy.judge_band
-        if judge is not None and action != "block" and (action == "review" or low <= score < high):
-            verdict = _ask_judge(judge, text, verdict)
-        return verdict
+        return signals, reasons
 
-    def _classifier_signals(
-        self, compact: str, signals: list[Signal], reasons: list[str]
-    ) -> list[Signal]:
-        model = classifier.get_model()
-        if model is None or len(compact) < 2:
-            return []
-        p = model.prob_prepared(compact)
-        pol = self.policy
+    def _settled(self, norm: Any, signals: list[Signal]) -> str | None:
+        """Why a crisp check already settles this text (so it skips the embedding), or None."""
+        compact = norm.compact.text
+        if compact in COMMANDS or _VOTE_RE.fullmatch(norm.light.text.strip()):
+            return "command"
+        if not any(c.isalpha() for c in compact):
+            return "no_words"  # digits, symbols, emoji: nothing for a sentence model to read
+        for s in signals:
+            rule = self.policy.rule(s.category)
+            if s.score >= max(0.9, rule.block) and s.source in _CERTAIN_SOURCES:
+                return f"crisp_{s.category}"
+        return None
+
+    def _decoded(self, text: str, *, context: str, depth: int, reasons: list[str]) -> list[Signal]:
+        """Screen what base64 / hex / URL-encoded payloads decode to; their findings count."""
         out: list[Signal] = []
-        abusive = [s for s in signals if s.category in _ABUSE and s.source != "pii"]
-        if abusive and p >= pol.clf_confirm:
-            top = max(abusive, key=lambda s: s.score)
-            if top.score >= pol.rule(top.category).review:
-                # A review-level word in a text the model also finds offensive: block it.
-                boosted = min(0.99, max(top.score, pol.rule(top.category).block))
-                out.append(top.model_copy(update={"score": boosted, "source": "classifier"}))
-                reasons.append(f"模型确认冒犯（{p:.2f}）")
-        if p >= pol.clf_block:
-            out.append(
-                Signal(
-                    category="insult",
-                    score=0.9,
-                    end=0,
-                    source="classifier",
-                    reason=f"模型判定冒犯（{p:.2f}）",
+        for payload in structure.decode_payloads(text):
+            inner, _ = self._signals(payload.text, context=context, depth=depth + 1)
+            strongest = max((s.score for s in inner), default=0.0)
+            reasons.append(f"已解码一段{_PAYLOAD_KIND[payload.kind]}内容并一并审核")
+            for s in inner:
+                if s.redact:
+                    continue  # offsets inside the payload do not map onto the original text
+                out.append(
+                    s.model_copy(
+                        update={
+                            "start": payload.start,
+                            "end": payload.end,
+                            "source": f"decoded:{s.source}",
+                            "reason": f"解码后：{s.reason}",
+                        }
+                    )
                 )
-            )
-        elif p >= pol.clf_review:
-            out.append(
-                Signal(
-                    category="insult",
-                    score=0.6,
-                    end=0,
-                    source="classifier",
-                    reason=f"模型判定可能冒犯（{p:.2f}）",
+            if strongest < 0.5:
+                # Hiding ordinary words in an encoding is itself odd: worth a look.
+                out.append(
+                    Signal(
+                        category="prompt_injection",
+                        score=0.5,
+                        start=payload.start,
+                        end=payload.end,
+                        source="decoded",
+                        reason="消息中含有编码内容",
+                    )
                 )
-            )
         return out
+
+    def _learned(
+        self,
+        text: str,
+        norm: Any,
+        signals: list[Signal],
+        reasons: list[str],
+        *,
+        is_reply: bool,
+    ) -> list[Signal]:
+        """The semantic heads fused with the char n-gram classifier (or the classifier alone
+        when no heads are installed)."""
+        out: list[Signal] = []
+        heads = semantic.get_heads()
+        model = classifier.get_model()
+        compact = self.lexicon.mask_allowed(norm)
+        p_clf = model.prob_prepared(compact) if model is not None and len(compact) >= 2 else None
+        if heads is not None:
+            inp = vectors.embed_input(text)
+            cat, harm, _ = heads.judge(self.embed(inp), inp)
+            score = heads.fuse(harm, p_clf)
+            r, b = self.policy.semantic.get(cat) or astuple(heads.threshold(cat))
+            sig = semantic.to_signal(cat, score, semantic.Thresholds(r, b))
+            if p_clf is not None:
+                sig.reason += f"；字符模型 {p_clf:.2f}"
+            if sig.score >= 0.5 and cat in ("spam_ad", "fraud", "gambling"):
+                signals[:] = [_as_advertiser_contact(s) for s in signals]
+            out.append(sig)
+        elif p_clf is not None:
+            review, block = self._clf_bands(heads)
+            if p_clf >= review:
+                out.append(
+                    Signal(
+                        category="insult",
+                        score=0.9 if p_clf >= block else 0.6,
+                        source="classifier",
+                        reason=f"字符模型判定{'' if p_clf >= block else '可能'}冒犯（{p_clf:.2f}）",
+                    )
+                )
+        if is_reply:
+            out = [s.model_copy(update={"score": min(s.score, 0.6)}) for s in out]
+        return out
+
+    def _clf_bands(self, heads: semantic.Heads | None) -> tuple[float, float]:
+        found = heads.meta.get("char_ngram_thresholds") if heads else None
+        calibrated = [float(v) for v in found] if isinstance(found, list) else [0.9, 0.99]
+        review = self.policy.clf_review if self.policy.clf_review is not None else calibrated[0]
+        block = self.policy.clf_block if self.policy.clf_block is not None else calibrated[1]
+        return float(review), float(block)
+
+
+_CERTAIN_SOURCES = frozenset({"lexicon", "masked", "pii", "injection"})
+_PAYLOAD_KIND = {"base64": "Base64 ", "hex": "十六进制", "url": "网址编码"}
 
 
 _PERSON = (
@@ -167,9 +292,6 @@ def _as_advertiser_contact(signal: Signal) -> Signal:
             update={"category": "self_pii", "reason": "广告联系方式（已隐藏）"}
         )
     return signal
-
-
-_ABUSE = {"insult", "harassment", "threat", "hate", "sexual", "incitement"}
 
 
 def _build_verdict(
@@ -265,6 +387,7 @@ def warm_up() -> None:
     the first resident's message is not the one that pays; call it from the app lifespan."""
     get_screener()
     classifier.get_model()
+    semantic.get_heads()
     lexicon_mod._word_freq()
     screen("预热：你好")
     gc.freeze()  # long-lived tables out of the cyclic GC's full scans (no ~20 ms pauses)
