@@ -115,3 +115,41 @@ def test_clear_command_says_exactly_what_it_cleared(env: Settings) -> None:
     reply = say("清除记录")
     assert "对话记忆" in reply and "条" in reply and "删除我的信息" in reply
     assert "聊天记录" not in reply
+
+
+def test_a_held_report_and_the_audit_lose_the_resident_on_erasure(env: Settings) -> None:
+    """A report held for review keeps its place in its own table, and the audit names residents
+    by a pseudonym: erasure drops both links, and the append-only log stays intact."""
+    from yishi.deliberation import flows
+    from yishi.deliberation.models import HeldIssue
+    from yishi.moderation import audit as moderation_audit
+    from yishi.moderation import service as moderation_service
+    from yishi.moderation.models import AuditSubject
+
+    resident = Actor(user_id=USER_ID, role="resident", channel="wechat_mp")  # type: ignore[arg-type]
+    moderator = Actor(user_id="web:mod1", role="moderator", channel="web")  # type: ignore[arg-type]
+    with session_scope(env) as session:
+        held = flows.record_screened_issue(
+            session=session, actor=resident, location="7栋3单元",
+            text="楼下邻居的身份证号是110101199003074514，他家漏水淹了我家",
+        )
+        assert held.held
+        session.commit()
+        item = session.exec(select(ReviewItem).where(ReviewItem.sender_id == USER_ID)).first()
+        assert item is not None and item.id is not None
+        moderation_service.mute(session=session, actor=moderator, sender_id=USER_ID, hours=1,
+                                reason="测试")
+        assert session.exec(select(HeldIssue)).first() is not None
+        entries = moderation_service.get_audit(session=session)
+        assert any(e.details.get("sender_id") == USER_ID for e in entries)
+
+    with session_scope(env) as session:
+        privacy_service.erase(session=session, user_id=USER_ID, actor="web:admin1", settings=env)
+
+    with session_scope(env) as session:
+        assert session.exec(select(HeldIssue)).first() is None
+        assert session.exec(select(AuditSubject)).first() is None
+        entries = moderation_service.get_audit(session=session)
+        assert all(e.details.get("sender_id") != USER_ID for e in entries)
+        assert any(e.details.get("sender_id") == moderation_audit.ERASED_SUBJECT for e in entries)
+        assert moderation_audit.verify(session=session).broken_id is None

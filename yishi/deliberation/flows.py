@@ -18,12 +18,11 @@ from yishi.core.db import session_scope
 from yishi.core.jobs import job
 from yishi.core.models import Role, User
 from yishi.deliberation import issues, proposals, threads
-from yishi.deliberation.models import HeldIssue, Issue, Proposal, ThreadMessage
+from yishi.deliberation.models import HELD_ISSUE_REF, HeldIssue, Issue, Proposal, ThreadMessage
 from yishi.deliberation.schemas import STATUS_LABELS, IssueRecorded
 
 log = logging.getLogger(__name__)
 
-HELD_ISSUE_REF = "held_issue:"  # review item source_ref → deliberation_held_issue.id
 
 
 def _notify(session: Session, user_id: str, text: str) -> bool:

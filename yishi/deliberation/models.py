@@ -243,6 +243,9 @@ class ProposalBallot(SQLModel, table=True):
     at: NaiveDatetime = Field(default_factory=utcnow)
 
 
+HELD_ISSUE_REF = "held_issue:"  # review item source_ref → deliberation_held_issue.id
+
+
 class HeldIssue(SQLModel, table=True):
     """The fields of a report held for moderation (category, place, urgency, photos, channel),
     kept whole until a moderator releases it; the review item points here by id."""

@@ -32,6 +32,8 @@ from yishi.core.embedding import forget as forget_embeddings
 from yishi.core.errors import Invalid, NotFound
 from yishi.core.models import ApiToken, CacheEntry, ConsoleSession, User
 from yishi.deliberation.models import (
+    HELD_ISSUE_REF,
+    HeldIssue,
     Issue,
     IssueEvent,
     IssueSupporter,
@@ -310,6 +312,10 @@ def erase(*, session: Session, user_id: str, actor: str = SELF,
         | ((col(ReviewItem.source) == "reply") & col(ReviewItem.source_ref).in_(refs))
     )).all()
     item_ids = [i.id for i in items]
+    held_ids = [int(ref.removeprefix(HELD_ISSUE_REF)) for i in items
+                if (ref := i.source_ref or "").startswith(HELD_ISSUE_REF)]
+    if held_ids:  # a held report's fields (place, photos) wait in their own table
+        session.execute(delete(HeldIssue).where(col(HeldIssue.id).in_(held_ids)))
     for item in items:
         item.sender_id, item.text, item.redacted, item.final_text = ERASED, "", "", None
         item.spans, item.source_ref = [], None
