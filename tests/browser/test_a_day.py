@@ -98,7 +98,7 @@ def test_a_working_day(live: Live, browser: Any, tmp_path: Path) -> None:
     d.get(live.url + "/chat")
     chat_tab = d.current_window_handle
     assert "编号" in _say(d, "3栋2单元楼道灯坏了一周了，晚上黑乎乎的")
-    held = _say(d, "你有毛病吧，半夜还在装修")
+    held = _say(d, "这家人真是脑残，半夜还在装修")
     assert "管理员" in held
     assert "工作人员" in _say(d, "转人工")
     look(d, "01-resident-chat")
