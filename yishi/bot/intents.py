@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from yishi.bot import heads
+from yishi.core import commands
 from yishi.deliberation import places
 from yishi.deliberation.places import CN_NUM as _CN_NUM
 
@@ -73,15 +74,12 @@ class Intent:
 
 
 # Exact commands residents are told to send (the help text lists them); matched whole.
-_HELP = ("帮助", "help", "菜单", "功能", "使用说明", "?", "？", "怎么用")
-_CLEAR = ("清除记录", "清空记录", "删除记录", "清除聊天记录", "清除对话", "删除聊天记录")
-_HANDOFF = ("转人工", "人工客服", "人工服务", "找人工", "人工")
-_THREADS = ("议题", "议题列表", "有哪些议题", "讨论列表")
-_MY_ISSUES = ("我的问题", "我的报修", "我的反映", "我的投诉", "我的工单")
-# Privacy commands: exact words only (a resident's data is not erased on a guess).
-_PRIVACY = {"删除我的信息": "erase", "删除我的个人信息": "erase", "删除我的数据": "erase",
-            "确认删除": "erase_confirm", "导出我的信息": "export", "导出我的个人信息": "export",
-            "查看我的信息": "export"}
+_HELP = commands.HELP
+_CLEAR = commands.CLEAR
+_HANDOFF = commands.HANDOFF
+_THREADS = commands.THREADS
+_MY_ISSUES = commands.MY_ISSUES
+_PRIVACY = commands.PRIVACY
 
 _VOTE = re.compile(
     rf"^(?:我)?(同意|赞成|支持|赞同|反对|不同意|不赞成|不支持|跳过|弃权|pass)"

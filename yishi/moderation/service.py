@@ -15,7 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 from sqlmodel import Session, col, select
 
-from yishi.core import embedding
+from yishi.core import commands, embedding
 from yishi.core.auth import Actor
 from yishi.core.clock import utcnow
 from yishi.core.errors import Conflict, Forbidden, Invalid, NotFound
@@ -58,15 +58,8 @@ class ScreenStats:
 
 
 # Exact commands and vote words: nothing in them needs judging.
-COMMANDS = frozenset(
+COMMANDS = commands.EXACT | frozenset(
     {
-        "帮助",
-        "菜单",
-        "help",
-        "我的问题",
-        "我的报修",
-        "议题",
-        "转人工",
         "取消",
         "赞成",
         "反对",
