@@ -66,10 +66,16 @@ def get_by_external_id(*, session: Session, external_id: str) -> User | None:
     return session.exec(select(User).where(User.external_id == external_id)).first()
 
 
-def set_role(*, session: Session, user_id: int, role: Role) -> User:
+def get_or_raise(*, session: Session, user_id: int) -> User:
+    """The user with this id, or NotFound."""
     user = session.get(User, user_id)
     if user is None:
         raise NotFound(f"没有编号为 {user_id} 的用户")
+    return user
+
+
+def set_role(*, session: Session, user_id: int, role: Role) -> User:
+    user = get_or_raise(session=session, user_id=user_id)
     user.role = role
     session.add(user)
     session.commit()
@@ -82,9 +88,7 @@ def update_profile(
     phone: str | None = None,
 ) -> User:
     """Change a user's display name, unit or phone (None leaves a field as it is)."""
-    user = session.get(User, user_id)
-    if user is None:
-        raise NotFound(f"没有编号为 {user_id} 的用户")
+    user = get_or_raise(session=session, user_id=user_id)
     if name is not None:
         if not name.strip():
             raise Invalid("姓名不能为空")
@@ -119,9 +123,7 @@ def issue_token(
     """
     from yishi.core.config import get_settings
 
-    user = session.get(User, user_id)
-    if user is None:
-        raise NotFound(f"没有编号为 {user_id} 的用户")
+    user = get_or_raise(session=session, user_id=user_id)
     if not user.active:
         raise Invalid("该用户已停用，不能签发令牌", hint="先重新启用该用户")
     days = get_settings().token_ttl_days if ttl_days is None else ttl_days
@@ -215,29 +217,25 @@ def revoke_all_tokens(*, session: Session, user_id: int) -> int:
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-def deactivate(*, session: Session, user_id: int) -> User:
-    """Deactivate a user: their tokens and console sessions stop working at once."""
-    user = session.get(User, user_id)
-    if user is None:
-        raise NotFound(f"没有编号为 {user_id} 的用户")
-    user.active = False
+def _set_active(session: Session, user_id: int, active: bool) -> User:
+    user = get_or_raise(session=session, user_id=user_id)
+    user.active = active
     session.add(user)
     session.commit()
-    revoke_all_tokens(session=session, user_id=user_id)
+    if not active:
+        revoke_all_tokens(session=session, user_id=user_id)
     session.refresh(user)
     return user
+
+
+def deactivate(*, session: Session, user_id: int) -> User:
+    """Deactivate a user: their tokens and console sessions stop working at once."""
+    return _set_active(session, user_id, False)
 
 
 def activate(*, session: Session, user_id: int) -> User:
     """Re-enable a deactivated user (old tokens stay revoked: issue a new one)."""
-    user = session.get(User, user_id)
-    if user is None:
-        raise NotFound(f"没有编号为 {user_id} 的用户")
-    user.active = True
-    session.add(user)
-    session.commit()
-    session.refresh(user)
-    return user
+    return _set_active(session, user_id, True)
 
 
 # --- console sessions ---------------------------------------------------------------------------

@@ -113,31 +113,27 @@ def _count(session: Session, stmt: Any) -> int:
     return int(session.exec(stmt).one() or 0)
 
 
+# What `holdings` counts: a name and the column that names the resident, per kind of record.
+_HELD: tuple[tuple[str, Any], ...] = (
+    ("messages", InboundMessage.user_id),
+    ("outbound", OutboundMessage.user_id),
+    ("memory_turns", ConversationTurn.user_id),
+    ("handoffs", Handoff.user_id),
+    ("review_items", ReviewItem.sender_id),
+    ("issues_reported", Issue.reporter_id),
+    ("issues_supported", IssueSupporter.user_id),
+    ("thread_messages", ThreadMessage.author_id),
+    ("statements", Statement.author_id),
+    ("votes", Vote.voter_id),
+    ("ballots", ProposalBallot.voter_id),
+)
+
+
 def holdings(*, session: Session, user_id: str) -> Holdings:
     """How much is held about `user_id`, by kind."""
-    c = func.count()
     return Holdings(counts={
-        "messages": _count(session, select(c).select_from(InboundMessage)
-                           .where(InboundMessage.user_id == user_id)),
-        "outbound": _count(session, select(c).select_from(OutboundMessage)
-                           .where(OutboundMessage.user_id == user_id)),
-        "memory_turns": _count(session, select(c).select_from(ConversationTurn)
-                               .where(ConversationTurn.user_id == user_id)),
-        "handoffs": _count(session, select(c).select_from(Handoff)
-                           .where(Handoff.user_id == user_id)),
-        "review_items": _count(session, select(c).select_from(ReviewItem)
-                               .where(ReviewItem.sender_id == user_id)),
-        "issues_reported": _count(session, select(c).select_from(Issue)
-                                  .where(Issue.reporter_id == user_id)),
-        "issues_supported": _count(session, select(c).select_from(IssueSupporter)
-                                   .where(IssueSupporter.user_id == user_id)),
-        "thread_messages": _count(session, select(c).select_from(ThreadMessage)
-                                  .where(ThreadMessage.author_id == user_id)),
-        "statements": _count(session, select(c).select_from(Statement)
-                             .where(Statement.author_id == user_id)),
-        "votes": _count(session, select(c).select_from(Vote).where(Vote.voter_id == user_id)),
-        "ballots": _count(session, select(c).select_from(ProposalBallot)
-                          .where(ProposalBallot.voter_id == user_id)),
+        name: _count(session, select(func.count()).where(column == user_id))
+        for name, column in _HELD
     })
 
 
