@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,12 +15,6 @@ from yishi.bot.schemas import IncomingMessage
 from yishi.core import jobs
 from yishi.core.config import Settings, get_settings
 from yishi.core.db import init_db, session_scope
-
-
-@pytest.fixture
-def wx() -> Iterator[FakeWeChatServer]:
-    with FakeWeChatServer() as server:
-        yield server
 
 
 def _configure(monkeypatch: pytest.MonkeyPatch, wx: FakeWeChatServer) -> Settings:

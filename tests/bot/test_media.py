@@ -33,12 +33,6 @@ JPEG = b"\xff\xd8\xff\xe0" + b"photo-of-a-broken-lamp" * 20
 PNG = b"\x89PNG\r\n\x1a\n" + b"another-photo" * 20
 
 
-@pytest.fixture
-def wx() -> Iterator[FakeWeChatServer]:
-    with FakeWeChatServer() as server:
-        yield server
-
-
 @pytest.fixture(params=["sqlite", "postgres"])
 def settings(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
              wx: FakeWeChatServer) -> Iterator[Settings]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -39,12 +38,6 @@ from yishi.core import clock, jobs
 from yishi.core.clock import utcnow
 from yishi.core.config import Settings, get_settings
 from yishi.core.db import init_db, session_scope
-
-
-@pytest.fixture
-def wx() -> Iterator[FakeWeChatServer]:
-    with FakeWeChatServer() as server:
-        yield server
 
 
 @pytest.fixture

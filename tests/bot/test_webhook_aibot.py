@@ -32,12 +32,6 @@ AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 signer = CallbackSigner(token=TOKEN, aes_key=AES_KEY, receive_id="")
 
 
-@pytest.fixture
-def wx() -> Iterator[FakeWeChatServer]:
-    with FakeWeChatServer() as server:
-        yield server
-
-
 @pytest.fixture(params=["sqlite", "postgres"])
 def settings(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
              wx: FakeWeChatServer) -> Iterator[Settings]:
